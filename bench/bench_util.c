@@ -1,0 +1,52 @@
+#include "bench_util.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_report(const char *metric, double value, const char *unit) {
+  printf("bench: %s %.6g %s\n", metric, value, unit);
+  fflush(stdout);
+}
+
+int bench_pin_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set);
+}
+
+int bench_ncpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return CPU_COUNT(&set);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double bench_median(double *v, int n) {
+  if (n <= 0) return 0;
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int bench_reps(int dflt) {
+  const char *s = getenv("IPX_BENCH_REPS");
+  return s && atoi(s) > 0 ? atoi(s) : dflt;
+}
+
+const char *bench_name(char *buf, unsigned long len, const char *tag) {
+  snprintf(buf, len, "b%d.%s", (int)getpid(), tag);
+  return buf;
+}

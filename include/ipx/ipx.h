@@ -1,0 +1,14 @@
+/* ipx/ipx.h - umbrella header: everything ipx offers.
+ *
+ * ipx is Boost.Interprocess for C: shared memory, mapped regions, offset
+ * pointers, managed segments, robust synchronization and message queues
+ * between processes on one Linux machine.  See README.md and docs/. */
+#ifndef IPX_IPX_H
+#define IPX_IPX_H
+
+#include "common.h"
+#include "error.h"
+#include "time.h"
+#include "version.h"
+
+#endif /* IPX_IPX_H */
