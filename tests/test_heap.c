@@ -155,6 +155,21 @@ IPX_TEST(bad_input_is_refused_and_changes_nothing) {
   IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &a));
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
   IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL); /* coalesced */
+  /* A block merged with both free neighbours: its stale header and the
+   * next block's stale boundary tag must not pass for a live block. */
+  uint64_t x1, x2, x3, x4;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x1));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x2));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x3));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x4));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x1));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x3));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x2));
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, x2), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, x3), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_realloc(b, HOFF, x2, 10, &a), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x4));
+  assert_check(b);
   IPX_ASSERT_ERR(ipx__heap_shrink(b, HOFF, z1, 17, &us), IPX_EINVAL);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z1));
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z2));

@@ -4,6 +4,7 @@
 #include "heap/heap.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,9 +14,9 @@
 /* ---- geometry ---------------------------------------------------------- */
 #define HDR 16u                /* block header: prev_size, word */
 #define MIN_BLOCK 32u          /* header + two list links */
-#define SL_LOG 5u
+#define SL_LOG 6u
 #define SL_COUNT (1u << SL_LOG) /* second-level lists per power of two */
-#define LINEAR_LIMIT 512u       /* below: one list per 16-byte size */
+#define LINEAR_LIMIT (16u << SL_LOG) /* below: one list per 16-byte size */
 #define FL_COUNT 40u            /* covers blocks up to 2^47 bytes */
 #define MAX_HEAP (UINT64_C(1) << 46)
 #define CACHE_MAX_BLOCK 1040u   /* usable sizes up to 1024 are cached */
@@ -66,8 +67,13 @@ struct ipx__heap_ctl {
   uint64_t heads[FL_COUNT][SL_COUNT];
   struct logent log[LOG_CAP];
 };
-IPX_STATIC_ASSERT(sizeof(struct ipx__heap_ctl) == 13312,
+IPX_STATIC_ASSERT(sizeof(struct ipx__heap_ctl) == 23552,
                   "heap control block layout (docs/FORMAT.md)");
+IPX_STATIC_ASSERT(offsetof(struct ipx__heap_ctl, log_n) == 52 &&
+                      offsetof(struct ipx__heap_ctl, cache_head) == 152 &&
+                      offsetof(struct ipx__heap_ctl, heads) == 1536 &&
+                      offsetof(struct ipx__heap_ctl, log) == 22016,
+                  "heap control block offsets (docs/FORMAT.md)");
 #define CTL_SIZE ((sizeof(struct ipx__heap_ctl) + 63u) & ~(size_t)63u)
 
 #define BARRIER() __asm__ __volatile__("" ::: "memory")
@@ -93,7 +99,7 @@ static void mapping(uint64_t size, unsigned *fl, unsigned *sl) {
     *sl = (unsigned)(size >> 4);
   } else {
     unsigned m = msb64(size);
-    *fl = m - 8u;
+    *fl = m - SL_LOG - 3u;
     *sl = (unsigned)(size >> (m - SL_LOG)) - SL_COUNT;
   }
 }
@@ -121,14 +127,20 @@ struct tx {
   uint32_t n;
 };
 
-/* Record (offset, old value) and make the record count before storing. */
+/* Record (offset, old value) and make the record count before storing.
+ * IPX_HEAP_UNLOGGED (defined only by bench/bench_heap.c, which compiles a
+ * second copy of this file) turns the log off to measure what it costs. */
 static inline void tx_set(struct tx *t, uint64_t *p, uint64_t v) {
+#ifndef IPX_HEAP_UNLOGGED
   struct logent *e = &t->c->log[t->n];
   e->off = (uint64_t)((unsigned char *)p - t->base);
   e->old = *p;
   BARRIER();
   t->c->log_n = ++t->n;
   BARRIER();
+#else
+  (void)t;
+#endif
   *p = v;
 }
 static inline void tx_commit(struct tx *t) {
@@ -200,7 +212,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
   mapping(need, &fl, &sl);
   if (fl >= FL_COUNT) return 0;
   /* Bounded best fit in the list `need` belongs to (all one size below
-   * 1040 bytes, so the first block fits exactly there). */
+   * 2048 bytes, so the first block fits exactly there). */
   uint64_t best = 0, best_size = UINT64_MAX, x = c->heads[fl][sl];
   for (unsigned i = 0; x && i < EXACT_SCAN; i++) {
     if (!in_heap(c, x)) return -1;
@@ -285,6 +297,9 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
     uint64_t p = b - ps, pw = W(base, p)[1];
     if ((pw & W_TAG) != tag_of(p) || (pw & W_SIZE) != ps) return -1;
     if ((pw & W_STATE) == ST_FREE) {
+      /* b's header becomes interior: it must not keep saying ALLOC, or a
+       * second free of b could pass for a live block. */
+      tx_set(t, &W(base, b)[1], mkword(b, size, ST_FREE));
       list_remove(t, p, ps);
       b = p;
       size += ps;
@@ -358,7 +373,15 @@ static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
   }
   uint64_t size;
   int64_t b = tlsf_take(t, bs, &size);
-  if (b == 0 && may_flush && c->cached_blocks) {
+  if (b > 0 && may_flush && c->cached_blocks && (uint64_t)b + size == c->end) {
+    /* Only the last block (the wilderness) fits: give the cached blocks
+     * back to the lists first, so that they serve this request or later
+     * ones instead of the wilderness shrinking around them. */
+    tx_rollback(t);
+    int r = flush_caches(t);
+    if (r) return r;
+    b = tlsf_take(t, bs, &size);
+  } else if (b == 0 && may_flush && c->cached_blocks) {
     int r = flush_caches(t);
     if (r) return r;
     b = tlsf_take(t, bs, &size);
