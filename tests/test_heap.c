@@ -567,26 +567,18 @@ struct crash_ctx {
   uint64_t table_off;
 };
 
-/* Pattern: the seed in the first 8 bytes (when they fit), then its low
- * byte: cheap to write, so the child spends its time in the allocator. */
+/* Pattern: the seed's 8 bytes, then its low byte repeated; any prefix of
+ * a stamped block is the stamp of that length.  Cheap to write, so the
+ * child spends its time in the allocator. */
 static void stamp(unsigned char *p, size_t n, uint32_t seed) {
   uint64_t s = seed;
-  if (n >= 8) {
-    memcpy(p, &s, 8);
-    memset(p + 8, (int)(seed & 0xff), n - 8);
-  } else {
-    memset(p, (int)(seed & 0xff), n);
-  }
+  memcpy(p, &s, n < 8 ? n : 8);
+  if (n > 8) memset(p + 8, (int)(seed & 0xff), n - 8);
 }
 static int stamped(const unsigned char *p, size_t n, uint32_t seed) {
-  uint64_t s = seed, got;
-  size_t i = 0;
-  if (n >= 8) {
-    memcpy(&got, p, 8);
-    if (got != s) return 0;
-    i = 8;
-  }
-  for (; i < n; i++)
+  uint64_t s = seed;
+  if (memcmp(p, &s, n < 8 ? n : 8) != 0) return 0;
+  for (size_t i = 8; i < n; i++)
     if (p[i] != (seed & 0xff)) return 0;
   return 1;
 }
@@ -699,7 +691,16 @@ IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
          * block is gone unless resized in place, and the data moved. */
         size_t keep = e->new_size < e->size ? e->new_size : e->size;
         if (is_live(b, e->off)) {
-          IPX_ASSERT(stamped(b + e->off, keep, e->seed));
+          if (!stamped(b + e->off, keep, e->seed)) {
+            size_t us = 0, k = 8;
+            ipx__heap_usable_size(b, HOFF, e->off, &us);
+            while (k < keep && b[e->off + k] == (e->seed & 0xff)) k++;
+            IPX_FAIL("iteration %ld: interrupted realloc of %llu (%llu -> "
+                     "%llu bytes, usable %zu) lost its data at byte %zu",
+                     it, (unsigned long long)e->off,
+                     (unsigned long long)e->size,
+                     (unsigned long long)e->new_size, us, k);
+          }
           e->state = T_LIVE;
           e->size = keep;
         } else {
