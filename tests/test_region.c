@@ -402,6 +402,8 @@ IPX_TEST_PEER(peer_reads_object) {
   for (uint64_t i = 0; i < n; i++)
     if (p[i] != (unsigned char)(i * 7)) IPX_FAIL("byte %llu", (unsigned long long)i);
   (void)argc;
+  IPX_ASSERT_OK(ipx_region_unmap(r));
+  IPX_ASSERT_OK(ipx_shm_close(s));
   return 0;
 }
 

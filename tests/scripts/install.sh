@@ -4,6 +4,10 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 build=$1 src=$2 cc=${3:-cc}
+# A sanitized library needs its runtime linked into the program that loads
+# it (first in the library list), so the consumers are built with it too.
+san=$(sed -n 's/^IPX_SANITIZE:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null)
+san_flags=${san:+-fsanitize=$san}
 tmp=$(mktemp -d /tmp/ipx-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -17,7 +21,7 @@ check "shared library has a SONAME" \
 check "static library installed" test -f "$libdir/libipx.a"
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-if $cc $(pkg-config --cflags ipx) "$src/tests/install/consumer/main.c" \
+if $cc $san_flags $(pkg-config --cflags ipx) "$src/tests/install/consumer/main.c" \
     -o "$tmp/by_pc" $(pkg-config --libs ipx) && \
     LD_LIBRARY_PATH=$libdir "$tmp/by_pc" >/dev/null; then
   ok "pkg-config build runs"
@@ -25,7 +29,7 @@ else
   bad "pkg-config build runs"
 fi
 
-if cmake -S "$src/tests/install/consumer" -B "$tmp/cm" -DCMAKE_C_COMPILER="$cc" \
+if cmake -S "$src/tests/install/consumer" -B "$tmp/cm" -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$san_flags" \
     -DCMAKE_PREFIX_PATH="$prefix" >/dev/null && \
     cmake --build "$tmp/cm" >/dev/null && \
     LD_LIBRARY_PATH=$libdir "$tmp/cm/consumer" >/dev/null; then
