@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,6 +64,23 @@ static int create_named_tmp(char *tmp, size_t len, unsigned perm) {
   return -EEXIST;
 }
 
+/* Give the O_TMPFILE fd a name.  linkat(fd, "", AT_EMPTY_PATH) is the
+ * direct way, but kernels before 6.10 allow it only with
+ * CAP_DAC_READ_SEARCH; going through /proc/self/fd works everywhere /proc
+ * is mounted and costs a few microseconds more, so the direct way is
+ * remembered once it has been refused.  Returns 0 or -1 with errno set. */
+static int publish_tmpfile(int fd, const char *path) {
+  static atomic_int empty_path_refused;
+  if (!atomic_load_explicit(&empty_path_refused, memory_order_relaxed)) {
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOENT && errno != EPERM && errno != EINVAL) return -1;
+    atomic_store_explicit(&empty_path_refused, 1, memory_order_relaxed);
+  }
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
+
 /* Create an unnamed (or temporarily named) file with exactly `perm`, then
  * publish it as `path`.  Returns 0 with *fd set, IPX_EEXIST if the name
  * exists, or -errno. */
@@ -83,9 +101,7 @@ static int create_and_publish(const char *path, int writable, unsigned perm,
     goto fail;
   }
   if (anonymous) {
-    char self[64];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", f);
-    if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0) {
+    if (publish_tmpfile(f, path) != 0) {
       r = errno == EEXIST ? IPX_EEXIST : -errno;
       goto fail;
     }
@@ -159,9 +175,11 @@ int ipx__fd_size(int fd, uint64_t *size) {
 
 int ipx__fd_resize(int fd, uint64_t size, int reserve) {
   if (size > (uint64_t)INT64_MAX) return IPX_ETOOBIG;
-  uint64_t cur;
-  int r = ipx__fd_size(fd, &cur);
-  if (r != 0) return r;
+  uint64_t cur = 0;
+  if (reserve) {
+    int r = ipx__fd_size(fd, &cur);
+    if (r != 0) return r;
+  }
   if (!reserve || size < cur) {
     while (ftruncate(fd, (off_t)size) != 0)
       if (errno != EINTR) return errno == EFBIG ? IPX_ETOOBIG : -errno;

@@ -8,8 +8,10 @@
  *   1. open(O_TMPFILE) in /dev/shm: an unnamed file no one else can see;
  *   2. fchmod() it to exactly the permissions asked for (the umask only
  *      applies at creation, to a file nobody can open yet);
- *   3. publish it with linkat("/proc/self/fd/N", name, AT_SYMLINK_FOLLOW),
- *      which fails with EEXIST if the name exists: exactly one creator
+ *   3. publish it with linkat(fd, "", name, AT_EMPTY_PATH) (or, where the
+ *      kernel refuses that without privilege, linkat("/proc/self/fd/N",
+ *      name, AT_SYMLINK_FOLLOW)), which fails with EEXIST if the name
+ *      exists: exactly one creator
  *      wins, and the name never refers to a file with provisional
  *      permissions, so an opener never sees a spurious EACCES.
  *
