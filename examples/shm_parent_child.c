@@ -57,9 +57,18 @@ int main(int argc, char **argv) {
   printf("parent: created \"%s\", %d bytes, all set to 1\n", name, SIZE);
 
   fflush(stdout);
+  /* This very program, found through /proc (argv[0] need not be a path). */
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) {
+    ipx_shm_remove(name);
+    perror("readlink /proc/self/exe");
+    return 1;
+  }
+  self[n] = 0;
   pid_t pid = fork();
   if (pid == 0) {
-    execl("/proc/self/exe", argv[0], "--child", name, (char *)NULL);
+    execl(self, argv[0], "--child", name, (char *)NULL);
     perror("exec");
     _exit(127);
   }

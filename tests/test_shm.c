@@ -272,7 +272,7 @@ static void enospc_child(void *arg) {
   (void)arg;
   if (unshare(CLONE_NEWNS) != 0)
     IPX_SKIP("unshare(CLONE_NEWNS): %s", strerror(errno));
-  if (mount(NULL, "/", NULL, MS_PRIVATE | MS_REC, NULL) != 0)
+  if (mount("none", "/", "none", MS_PRIVATE | MS_REC, NULL) != 0)
     IPX_SKIP("making / private: %s", strerror(errno));
   if (mount("ipxtest", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
             "size=1m,mode=1777") != 0)
