@@ -8,6 +8,9 @@
 
 #include "common.h"
 #include "error.h"
+#include "offset_ptr.h"
+#include "region.h"
+#include "shm.h"
 #include "time.h"
 #include "version.h"
 
