@@ -1,0 +1,830 @@
+/* heap: the allocator inside a managed segment (src/heap/heap.h).
+ *
+ * The arena lives in plain memory or in anonymous MAP_SHARED memory shared
+ * by forked processes; a process-shared robust pthread mutex stands in for
+ * the segment lock (the library uses the segment's own). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "heap/heap.h"
+#include "ipx/ipx.h"
+#include "ipx_test.h"
+
+#define HOFF 4096u /* arena offset: room for the stand-in lock before it */
+
+static unsigned char *arena_new(size_t size) {
+  unsigned char *p = aligned_alloc(4096, size);
+  IPX_ASSERT(p != NULL);
+  memset(p, 0xA5, size);
+  return p;
+}
+
+struct problems {
+  int n;
+  char first[256];
+};
+static void collect(void *ctx, const char *msg) {
+  struct problems *p = ctx;
+  if (p->n++ == 0) snprintf(p->first, sizeof p->first, "%s", msg);
+}
+static void assert_check(const unsigned char *base) {
+  struct problems p = {0, ""};
+  int r = ipx__heap_check(base, HOFF, collect, &p);
+  if (r != 0 || p.n != 0)
+    IPX_FAIL("check: %d problems, first: %s", p.n, p.first);
+}
+
+/* ---- init and validation ----------------------------------------------- */
+IPX_TEST(init_validate_and_bad_arguments) {
+  size_t sz = 1u << 20;
+  unsigned char *b = arena_new(sz + 4096);
+  IPX_ASSERT_ERR(ipx__heap_init(NULL, HOFF, sz), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_init(b + 8, HOFF, sz), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_init(b, HOFF + 16, sz), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_init(b, HOFF, ipx__heap_min_size() - 1), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_init(b, HOFF, ipx__heap_max_size() + 64), IPX_ETOOBIG);
+  IPX_ASSERT_ERR(ipx__heap_validate(b, HOFF, sz - HOFF), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx__heap_check(b, HOFF, NULL, NULL), IPX_ECORRUPT);
+
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  IPX_ASSERT_OK(ipx__heap_validate(b, HOFF, sz - HOFF));
+  IPX_ASSERT_ERR(ipx__heap_validate(b, HOFF, sz - HOFF - 64), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx__heap_validate(b, 0, sz - HOFF), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx__heap_validate(NULL, HOFF, sz), IPX_EINVAL);
+  assert_check(b);
+  uint64_t fb = ipx__heap_free_bytes(b, HOFF);
+  IPX_ASSERT_EQ(fb, sz - HOFF - ipx__heap_ctl_size() - 16);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  size_t largest;
+  IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
+  IPX_ASSERT_EQ(largest, fb - 16);
+
+  /* A flipped version byte, then a flipped magic. */
+  b[HOFF + 8] ^= 0x40;
+  IPX_ASSERT_ERR(ipx__heap_validate(b, HOFF, sz - HOFF), IPX_EVERSION);
+  struct problems p = {0, ""};
+  IPX_ASSERT_ERR(ipx__heap_check(b, HOFF, collect, &p), IPX_EVERSION);
+  IPX_ASSERT(strstr(p.first, "version") != NULL);
+  b[HOFF + 8] ^= 0x40;
+  b[HOFF] ^= 1;
+  IPX_ASSERT_ERR(ipx__heap_validate(b, HOFF, sz - HOFF), IPX_ECORRUPT);
+  uint64_t off;
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, 8, &off), IPX_ECORRUPT);
+  b[HOFF] ^= 1;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 8, &off));
+  free(b);
+}
+
+/* ---- bad input ----------------------------------------------------------- */
+IPX_TEST(bad_input_is_refused_and_changes_nothing) {
+  size_t sz = 1u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  uint64_t z1, z2, a;
+  size_t us;
+
+  /* allocate(0): a unique minimum block, like malloc(0). */
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 0, &z1));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 0, &z2));
+  IPX_ASSERT_NE(z1, z2);
+  IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, z1, &us));
+  IPX_ASSERT_EQ(us, 16);
+
+  /* Sizes whose rounding would overflow, and sizes above the arena. */
+  for (size_t k = 0; k < 80; k++) {
+    IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, SIZE_MAX - k, &a), IPX_ENOMEM);
+    IPX_ASSERT_ERR(ipx__heap_alloc_aligned(b, HOFF, SIZE_MAX - k, 64, &a),
+                   IPX_ENOMEM);
+    IPX_ASSERT_ERR(ipx__heap_realloc(b, HOFF, z1, SIZE_MAX - k, &a), IPX_ENOMEM);
+    IPX_ASSERT_ERR(ipx__heap_expand(b, HOFF, z1, SIZE_MAX - k, SIZE_MAX, &us),
+                   IPX_ENOMEM);
+  }
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, sz, &a), IPX_ENOMEM);
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, sz - HOFF - 4096, &a), IPX_ENOMEM);
+
+  /* Alignments: not a power of two, zero, above the page size. */
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  size_t bad_al[] = {0, 3, 24, 48, 100, pg + 1, pg * 2, (size_t)1 << 40};
+  for (size_t i = 0; i < sizeof bad_al / sizeof *bad_al; i++)
+    IPX_ASSERT_ERR(ipx__heap_alloc_aligned(b, HOFF, 64, bad_al[i], &a),
+                   IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_alloc_aligned(b, HOFF, 64, pg, &a));
+  IPX_ASSERT_EQ(((uintptr_t)(b + a)) % pg, 0);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+
+  /* NULL out-parameters. */
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, 8, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_alloc(NULL, HOFF, 8, &a), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_usable_size(b, HOFF, z1, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_expand(b, HOFF, z1, 1, 1, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_shrink(b, HOFF, z1, 1, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_realloc(b, HOFF, z1, 1, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_largest_free(b, HOFF, NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_get_stats(b, HOFF, NULL), IPX_EINVAL);
+
+  /* Double free, interior, foreign and out-of-range offsets. */
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 200, &a));
+  memset(b + a, 0x5A, 200);
+  uint64_t live_free = ipx__heap_free_bytes(b, HOFF);
+  uint64_t bad[] = {0,        8,         HOFF,      HOFF + 64, a + 16,
+                    a + 8,    a - 16,    a + 1,     a + 192,   sz - 16,
+                    sz,       sz + 4096, UINT64_MAX, UINT64_MAX - 15};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, bad[i]), IPX_EINVAL);
+    IPX_ASSERT_ERR(ipx__heap_usable_size(b, HOFF, bad[i], &us), IPX_EINVAL);
+    IPX_ASSERT_ERR(ipx__heap_expand(b, HOFF, bad[i], 8, 8, &us), IPX_EINVAL);
+    IPX_ASSERT_ERR(ipx__heap_shrink(b, HOFF, bad[i], 8, &us), IPX_EINVAL);
+    if (bad[i] != 0)
+      IPX_ASSERT_ERR(ipx__heap_realloc(b, HOFF, bad[i], 8, &z2), IPX_EINVAL);
+  }
+  /* An interior offset whose preceding bytes imitate a header copied from
+   * a real block is still refused (the check tag depends on the offset). */
+  memcpy(b + a + 32, b + a - 16, 16);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a + 48), IPX_EINVAL);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), live_free);
+  assert_check(b);
+
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL); /* cached */
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &a));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL); /* coalesced */
+  /* A block merged with both free neighbours: its stale header and the
+   * next block's stale boundary tag must not pass for a live block. */
+  uint64_t x1, x2, x3, x4;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x1));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x2));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x3));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &x4));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x1));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x3));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x2));
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, x2), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, x3), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_realloc(b, HOFF, x2, 10, &a), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x4));
+  assert_check(b);
+  IPX_ASSERT_ERR(ipx__heap_shrink(b, HOFF, z1, 17, &us), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z1));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z2));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  assert_check(b);
+  free(b);
+}
+
+/* ---- exhaustion, caches and coalescing ---------------------------------- */
+IPX_TEST(exhaustion_returns_enomem_and_everything_comes_back) {
+  size_t sz = 4u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  size_t max = (sz / 32) + 16;
+  uint64_t *offs = malloc(max * sizeof *offs);
+  static const size_t sizes[] = {0, 1, 24, 64, 100, 1000, 1024, 1025, 5000};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+    size_t n = 0;
+    int r;
+    while ((r = ipx__heap_alloc(b, HOFF, sizes[s], &offs[n])) == 0) {
+      IPX_ASSERT_LT(n, max);
+      n++;
+    }
+    IPX_ASSERT_ERR(r, IPX_ENOMEM);
+    IPX_ASSERT_GT(n, (sz / 2) / (sizes[s] + 48));
+    assert_check(b);
+    for (size_t i = 0; i < n; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, offs[i]));
+    IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+    /* The freed small blocks sit in caches; a large request coalesces them. */
+    uint64_t big;
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, (size_t)free0 - 16, &big));
+    IPX_ASSERT_OK(ipx__heap_free(b, HOFF, big));
+    assert_check(b);
+  }
+  struct ipx__heap_stats st;
+  IPX_ASSERT_OK(ipx__heap_get_stats(b, HOFF, &st));
+  IPX_ASSERT_LT(st.log_high_water, st.log_capacity);
+  free(offs);
+  free(b);
+}
+
+IPX_TEST(expand_shrink_realloc_in_place_and_moving) {
+  size_t sz = 1u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  uint64_t a, c, d, n;
+  size_t got;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &a));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &c));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &d));
+  for (int i = 0; i < 2000; i++) b[a + i] = (unsigned char)i;
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, c)); /* above the caches: coalesced */
+  /* a can grow over c's 3016 bytes, not beyond (d is live). */
+  IPX_ASSERT_ERR(ipx__heap_expand(b, HOFF, a, 6000, 6000, &got), IPX_ENOMEM);
+  IPX_ASSERT_OK(ipx__heap_expand(b, HOFF, a, 2500, 4000, &got));
+  IPX_ASSERT_EQ(got, 4000);
+  IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, a, &got));
+  IPX_ASSERT_EQ(got, 4000);
+  IPX_ASSERT_OK(ipx__heap_expand(b, HOFF, a, 100, 100, &got)); /* big enough */
+  IPX_ASSERT_EQ(got, 4000);
+  IPX_ASSERT_OK(ipx__heap_expand(b, HOFF, a, 4500, 99999, &got));
+  IPX_ASSERT_EQ(got, 5040 - 16); /* all of it: 2016 + 3024 - 16 */
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_shrink(b, HOFF, a, 1500, &got));
+  IPX_ASSERT_EQ(got, 1504);
+  assert_check(b);
+  for (int i = 0; i < 1500; i++) IPX_ASSERT_EQ(b[a + i], (unsigned char)i);
+  /* realloc within the block and into the free neighbour stays put. */
+  IPX_ASSERT_OK(ipx__heap_realloc(b, HOFF, a, 1000, &n));
+  IPX_ASSERT_EQ(n, a);
+  IPX_ASSERT_OK(ipx__heap_realloc(b, HOFF, a, 4000, &n));
+  IPX_ASSERT_EQ(n, a);
+  /* Beyond the neighbour it moves, keeping the contents. */
+  IPX_ASSERT_OK(ipx__heap_realloc(b, HOFF, a, 9000, &n));
+  IPX_ASSERT_NE(n, a);
+  for (int i = 0; i < 1000; i++) IPX_ASSERT_EQ(b[n + i], (unsigned char)i);
+  IPX_ASSERT_ERR(ipx__heap_usable_size(b, HOFF, a, &got), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_realloc(b, HOFF, n, 0, &n)); /* never frees */
+  IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, n, &got));
+  IPX_ASSERT_EQ(got, 16);
+  IPX_ASSERT_OK(ipx__heap_realloc(b, HOFF, 0, 10, &a)); /* off 0 allocates */
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, n));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, d));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  assert_check(b);
+  free(b);
+}
+
+IPX_TEST(grow_and_zero_free_memory) {
+  size_t sz = 4u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, (1u << 20) - HOFF));
+  uint64_t a, c;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 100000, &a));
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, 2u << 20, &c), IPX_ENOMEM);
+  IPX_ASSERT_ERR(ipx__heap_grow(b, HOFF, 1000), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx__heap_grow(b, HOFF, ipx__heap_max_size() + 64), IPX_ETOOBIG);
+  uint64_t before = ipx__heap_free_bytes(b, HOFF);
+  IPX_ASSERT_OK(ipx__heap_grow(b, HOFF, sz - HOFF));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), before + sz - (1u << 20));
+  IPX_ASSERT_OK(ipx__heap_validate(b, HOFF, sz - HOFF));
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2u << 20, &c));
+  memset(b + c, 0xEE, 2u << 20);
+  memset(b + a, 0xDD, 100000);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, c));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_OK(ipx__heap_zero_free_memory(b, HOFF));
+  assert_check(b);
+  size_t largest;
+  IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
+  IPX_ASSERT_EQ(largest, ipx__heap_free_bytes(b, HOFF) - 16);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, largest, &a));
+  /* All but the list links at the start are zero. */
+  for (size_t i = 16; i < largest; i++)
+    if (b[a + i] != 0) IPX_FAIL("byte %zu of free memory is %d", i, b[a + i]);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  free(b);
+}
+
+/* ---- property test against a shadow model -------------------------------- */
+struct shadow {
+  uint64_t off;
+  size_t size;
+  uint8_t seed;
+};
+
+static void fill(unsigned char *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed + i * 7u);
+}
+static int holds(const unsigned char *p, size_t n, uint8_t seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (uint8_t)(seed + i * 7u)) return 0;
+  return 1;
+}
+static int cmp_off(const void *x, const void *y) {
+  const struct shadow *a = x, *b = y;
+  return (a->off > b->off) - (a->off < b->off);
+}
+
+static size_t rand_size(void) {
+  uint64_t r = ipx_test_rand() % 100;
+  if (r < 70) return (size_t)(ipx_test_rand() % 1100);
+  if (r < 95) return (size_t)(ipx_test_rand() % 20000);
+  return (size_t)(ipx_test_rand() % 300000);
+}
+
+static void verify_all(const unsigned char *b, struct shadow *s, size_t n) {
+  struct shadow *t = malloc((n + 1) * sizeof *t);
+  memcpy(t, s, n * sizeof *t);
+  qsort(t, n, sizeof *t, cmp_off);
+  for (size_t i = 0; i < n; i++) {
+    size_t us;
+    IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, t[i].off, &us));
+    IPX_ASSERT_GE(us, t[i].size);
+    if (i + 1 < n) IPX_ASSERT_LE(t[i].off + us, t[i + 1].off - 16);
+    if (!holds(b + t[i].off, t[i].size, t[i].seed))
+      IPX_FAIL("block at %llu lost its contents", (unsigned long long)t[i].off);
+  }
+  free(t);
+}
+
+IPX_TEST(property_random_operations_against_shadow_model) {
+  size_t sz = 16u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+  enum { SLOTS = 3000 };
+  struct shadow *s = calloc(SLOTS, sizeof *s);
+  size_t n = 0;
+  long ops = ipx_test_scale(300000, 5000);
+  long enomem = 0, moved = 0, in_place = 0;
+  for (long op = 0; op < ops; op++) {
+    uint64_t r = ipx_test_rand() % 100;
+    if (n == 0 || (r < 45 && n < SLOTS)) {
+      size_t size = rand_size(), align = 16;
+      uint64_t off;
+      int e;
+      if (ipx_test_rand() % 8 == 0) {
+        align = (size_t)1 << (ipx_test_rand() % 13);
+        if (align > pg) align = pg;
+        e = ipx__heap_alloc_aligned(b, HOFF, size, align, &off);
+      } else {
+        e = ipx__heap_alloc(b, HOFF, size, &off);
+      }
+      if (e == IPX_ENOMEM) {
+        enomem++;
+        continue;
+      }
+      IPX_ASSERT_OK(e);
+      IPX_ASSERT_EQ((uintptr_t)(b + off) % align, 0);
+      IPX_ASSERT_EQ((uintptr_t)(b + off) % 16, 0);
+      s[n] = (struct shadow){off, size, (uint8_t)ipx_test_rand()};
+      fill(b + off, size, s[n].seed);
+      n++;
+    } else {
+      size_t i = (size_t)(ipx_test_rand() % n);
+      if (!holds(b + s[i].off, s[i].size, s[i].seed))
+        IPX_FAIL("op %ld: block at %llu lost its contents", op,
+                 (unsigned long long)s[i].off);
+      if (r < 80) {
+        IPX_ASSERT_OK(ipx__heap_free(b, HOFF, s[i].off));
+        s[i] = s[--n];
+      } else if (r < 90) {
+        size_t size = rand_size();
+        uint64_t no;
+        int e = ipx__heap_realloc(b, HOFF, s[i].off, size, &no);
+        if (e == IPX_ENOMEM) {
+          enomem++;
+          continue;
+        }
+        IPX_ASSERT_OK(e);
+        if (no == s[i].off) in_place++; else moved++;
+        size_t keep = size < s[i].size ? size : s[i].size;
+        if (!holds(b + no, keep, s[i].seed)) IPX_FAIL("op %ld: realloc lost data", op);
+        s[i].off = no;
+        s[i].size = size;
+        fill(b + no, size, s[i].seed);
+      } else if (r < 95) {
+        size_t want = s[i].size + (size_t)(ipx_test_rand() % 4000), got;
+        int e = ipx__heap_expand(b, HOFF, s[i].off, want, want + 1000, &got);
+        if (e == 0) {
+          IPX_ASSERT_GE(got, want);
+          s[i].size = want;
+          fill(b + s[i].off, want, s[i].seed);
+        } else {
+          IPX_ASSERT_ERR(e, IPX_ENOMEM);
+        }
+      } else {
+        size_t want = s[i].size / 2, got;
+        IPX_ASSERT_OK(ipx__heap_shrink(b, HOFF, s[i].off, want, &got));
+        IPX_ASSERT_GE(got, want);
+        s[i].size = want;
+      }
+    }
+    if (op % 20000 == 0) {
+      verify_all(b, s, n);
+      assert_check(b);
+    }
+  }
+  verify_all(b, s, n);
+  assert_check(b);
+  for (size_t i = 0; i < n; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, s[i].off));
+  assert_check(b);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  size_t largest;
+  IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
+  IPX_ASSERT_EQ(largest, free0 - 16); /* one block again */
+  struct ipx__heap_stats st;
+  IPX_ASSERT_OK(ipx__heap_get_stats(b, HOFF, &st));
+  ipx_test_log("%ld ops, %ld ENOMEM, realloc %ld in place %ld moved, log "
+               "high water %u/%u", ops, enomem, in_place, moved,
+               st.log_high_water, st.log_capacity);
+  IPX_ASSERT_LT(st.log_high_water, st.log_capacity);
+  free(s);
+  free(b);
+}
+
+/* ---- several processes --------------------------------------------------- */
+struct shared_arena {
+  unsigned char *base;
+  size_t size;
+  pthread_mutex_t *lock;
+};
+
+static struct shared_arena shared_new(size_t size) {
+  struct shared_arena a;
+  a.size = size;
+  a.base = ipx_test_shared_alloc(size);
+  a.lock = (pthread_mutex_t *)(void *)a.base;
+  pthread_mutexattr_t at;
+  pthread_mutexattr_init(&at);
+  pthread_mutexattr_setpshared(&at, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+  IPX_ASSERT_EQ(pthread_mutex_init(a.lock, &at), 0);
+  pthread_mutexattr_destroy(&at);
+  IPX_ASSERT_OK(ipx__heap_init(a.base, HOFF, size - HOFF));
+  return a;
+}
+
+/* The segment lock's protocol: on EOWNERDEAD, repair before anything else.
+ * Returns what recovery returned (0 nothing, 1 repaired). */
+static int lock_arena(struct shared_arena *a) {
+  int r = pthread_mutex_lock(a->lock);
+  if (r == EOWNERDEAD) {
+    int rr = ipx__heap_recover(a->base, HOFF);
+    IPX_ASSERT_GE(rr, 0);
+    IPX_ASSERT_EQ(pthread_mutex_consistent(a->lock), 0);
+    return rr;
+  }
+  IPX_ASSERT_EQ(r, 0);
+  return 0;
+}
+static void unlock_arena(struct shared_arena *a) {
+  IPX_ASSERT_EQ(pthread_mutex_unlock(a->lock), 0);
+}
+
+struct worker_arg {
+  struct shared_arena *a;
+  long ops;
+  int id;
+};
+
+static void worker(void *p) {
+  struct worker_arg *w = p;
+  enum { MINE = 300 };
+  struct shadow s[MINE];
+  size_t n = 0;
+  for (long op = 0; op < w->ops; op++) {
+    if (n < MINE && (n == 0 || ipx_test_rand() % 2)) {
+      size_t size = rand_size() / 4;
+      uint64_t off;
+      lock_arena(w->a);
+      int e = ipx__heap_alloc(w->a->base, HOFF, size, &off);
+      unlock_arena(w->a);
+      if (e == IPX_ENOMEM) continue;
+      IPX_ASSERT_OK(e);
+      s[n] = (struct shadow){off, size, (uint8_t)(w->id * 31 + op)};
+      fill(w->a->base + off, size, s[n].seed);
+      n++;
+    } else {
+      size_t i = (size_t)(ipx_test_rand() % n);
+      IPX_ASSERT(holds(w->a->base + s[i].off, s[i].size, s[i].seed));
+      if (ipx_test_rand() % 4 == 0) {
+        size_t size = rand_size() / 4;
+        uint64_t no;
+        lock_arena(w->a);
+        int e = ipx__heap_realloc(w->a->base, HOFF, s[i].off, size, &no);
+        unlock_arena(w->a);
+        if (e == IPX_ENOMEM) continue;
+        IPX_ASSERT_OK(e);
+        size_t keep = size < s[i].size ? size : s[i].size;
+        IPX_ASSERT(holds(w->a->base + no, keep, s[i].seed));
+        s[i].off = no;
+        s[i].size = size;
+        fill(w->a->base + no, size, s[i].seed);
+      } else {
+        lock_arena(w->a);
+        IPX_ASSERT_OK(ipx__heap_free(w->a->base, HOFF, s[i].off));
+        unlock_arena(w->a);
+        s[i] = s[--n];
+      }
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    IPX_ASSERT(holds(w->a->base + s[i].off, s[i].size, s[i].seed));
+    lock_arena(w->a);
+    IPX_ASSERT_OK(ipx__heap_free(w->a->base, HOFF, s[i].off));
+    unlock_arena(w->a);
+  }
+}
+
+IPX_TEST(several_processes_allocate_and_free_at_once) {
+  struct shared_arena a = shared_new(32u << 20);
+  uint64_t free0 = ipx__heap_free_bytes(a.base, HOFF);
+  enum { P = 4 };
+  struct worker_arg w[P];
+  pid_t pid[P];
+  for (int i = 0; i < P; i++) {
+    w[i] = (struct worker_arg){&a, ipx_test_scale(40000, 500), i};
+    pid[i] = ipx_test_fork(worker, &w[i]);
+  }
+  for (int i = 0; i < P; i++) IPX_ASSERT_CHILD_OK(pid[i]);
+  assert_check(a.base);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(a.base, HOFF), free0);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(a.base, HOFF), 1);
+  ipx_test_shared_free(a.base, a.size);
+}
+
+/* ---- crash loop ---------------------------------------------------------- */
+enum { T_EMPTY, T_PENDING, T_LIVE, T_FREEING, T_REALLOC };
+struct entry {
+  volatile uint32_t state;
+  uint32_t seed;
+  uint64_t off;
+  uint64_t size;
+  uint64_t new_size;
+};
+enum { ENTRIES = 256 };
+
+/* Every field of the entry is written before its new state is. */
+static void set_state(struct entry *e, uint32_t st) {
+  __atomic_store_n(&e->state, st, __ATOMIC_RELEASE);
+}
+
+struct crash_ctx {
+  struct shared_arena *a;
+  struct entry *table;
+  uint64_t table_off;
+};
+
+/* Pattern: the seed's 8 bytes, then its low byte repeated; any prefix of
+ * a stamped block is the stamp of that length.  Cheap to write, so the
+ * child spends its time in the allocator. */
+static void stamp(unsigned char *p, size_t n, uint32_t seed) {
+  uint64_t s = seed;
+  memcpy(p, &s, n < 8 ? n : 8);
+  if (n > 8) memset(p + 8, (int)(seed & 0xff), n - 8);
+}
+static int stamped(const unsigned char *p, size_t n, uint32_t seed) {
+  uint64_t s = seed;
+  if (memcmp(p, &s, n < 8 ? n : 8) != 0) return 0;
+  for (size_t i = 8; i < n; i++)
+    if (p[i] != (seed & 0xff)) return 0;
+  return 1;
+}
+
+static size_t crash_size(void) {
+  return ipx_test_rand() % 4 == 0 ? (size_t)(ipx_test_rand() % 12000)
+                                  : (size_t)(ipx_test_rand() % 700);
+}
+
+static void crash_child(void *p) {
+  struct crash_ctx *cx = p;
+  struct shared_arena *a = cx->a;
+  unsigned char *b = a->base;
+  uint32_t seed = (uint32_t)ipx_test_rand() | 1u;
+  /* Hold the lock across many operations so the kill lands with it held,
+   * mostly inside the allocator. */
+  lock_arena(a);
+  for (unsigned long op = 0;; op++) {
+    struct entry *e = &cx->table[ipx_test_rand() % ENTRIES];
+    if (e->state == T_EMPTY) {
+      e->size = crash_size();
+      e->seed = seed++;
+      set_state(e, T_PENDING);
+      uint64_t off;
+      if (ipx__heap_alloc(b, HOFF, e->size, &off) != 0) {
+        set_state(e, T_EMPTY);
+        continue;
+      }
+      e->off = off;
+      stamp(b + off, e->size, e->seed);
+      set_state(e, T_LIVE);
+    } else if (ipx_test_rand() % 3 == 0) {
+      e->new_size = crash_size();
+      set_state(e, T_REALLOC);
+      uint64_t no;
+      if (ipx__heap_realloc(b, HOFF, e->off, e->new_size, &no) != 0) {
+        set_state(e, T_LIVE);
+        continue;
+      }
+      set_state(e, T_PENDING); /* the new offset is not recorded yet */
+      e->off = no;
+      e->size = e->new_size;
+      stamp(b + no, e->size, e->seed);
+      set_state(e, T_LIVE);
+    } else {
+      set_state(e, T_FREEING);
+      ipx__heap_free(b, HOFF, e->off);
+      set_state(e, T_EMPTY);
+    }
+    if (op % 64 == 63) {
+      unlock_arena(a);
+      lock_arena(a);
+    }
+  }
+}
+
+struct orphan_scan {
+  struct crash_ctx *cx;
+  uint64_t orphans[4];
+  int n_orphans;
+  int n_alloc;
+};
+static int find_orphans(void *ctx, uint64_t off, size_t usable, int allocated) {
+  struct orphan_scan *o = ctx;
+  (void)usable;
+  if (!allocated) return 0;
+  o->n_alloc++;
+  if (off == o->cx->table_off) return 0;
+  for (int i = 0; i < ENTRIES; i++)
+    if (o->cx->table[i].state == T_LIVE && o->cx->table[i].off == off) return 0;
+  if (o->n_orphans < 4) o->orphans[o->n_orphans] = off;
+  o->n_orphans++;
+  return 0;
+}
+static int is_live(unsigned char *b, uint64_t off) {
+  size_t us;
+  return ipx__heap_usable_size(b, HOFF, off, &us) == 0;
+}
+
+IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
+  struct shared_arena a = shared_new(8u << 20);
+  unsigned char *b = a.base;
+  struct crash_ctx cx = {&a, NULL, 0};
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, ENTRIES * sizeof(struct entry),
+                                &cx.table_off));
+  cx.table = (struct entry *)(void *)(b + cx.table_off);
+  memset(cx.table, 0, ENTRIES * sizeof(struct entry));
+  long iters = ipx_test_scale(400, 20);
+  long repaired = 0, orphans_freed = 0, realloc_resolved = 0;
+  for (long it = 0; it < iters; it++) {
+    pid_t pid = ipx_test_fork(crash_child, &cx);
+    /* 0..3 ms: forking takes a part of it, so some kills land early. */
+    usleep((useconds_t)(ipx_test_rand() % 3000));
+    kill(pid, SIGKILL);
+    int st = ipx_test_wait(pid, 10000);
+    IPX_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+    repaired += lock_arena(&a);
+    assert_check(b);
+    /* Resolve what the child was doing when it died. */
+    for (int i = 0; i < ENTRIES; i++) {
+      struct entry *e = &cx.table[i];
+      if (e->state == T_FREEING) {
+        /* An interrupted free is undone or done; the block's first word
+         * may hold a cache link (the caller was discarding it). */
+        if (is_live(b, e->off)) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, e->off));
+        e->state = T_EMPTY;
+      } else if (e->state == T_REALLOC) {
+        /* Undone (the old block is live and intact) or done: then the old
+         * block is gone unless resized in place, and the data moved. */
+        size_t keep = e->new_size < e->size ? e->new_size : e->size;
+        if (is_live(b, e->off)) {
+          if (!stamped(b + e->off, keep, e->seed)) {
+            size_t us = 0, k = 8;
+            ipx__heap_usable_size(b, HOFF, e->off, &us);
+            while (k < keep && b[e->off + k] == (e->seed & 0xff)) k++;
+            IPX_FAIL("iteration %ld: interrupted realloc of %llu (%llu -> "
+                     "%llu bytes, usable %zu) lost its data at byte %zu",
+                     it, (unsigned long long)e->off,
+                     (unsigned long long)e->size,
+                     (unsigned long long)e->new_size, us, k);
+          }
+          e->state = T_LIVE;
+          e->size = keep;
+        } else {
+          struct orphan_scan o = {&cx, {0}, 0, 0};
+          IPX_ASSERT_OK(ipx__heap_walk(b, HOFF, find_orphans, &o));
+          IPX_ASSERT_EQ(o.n_orphans, 1);
+          IPX_ASSERT(stamped(b + o.orphans[0], keep, e->seed));
+          e->off = o.orphans[0];
+          e->size = keep;
+          e->state = T_LIVE;
+        }
+        realloc_resolved++;
+      } else if (e->state == T_PENDING) {
+        e->state = T_EMPTY; /* its block, if any, is an orphan below */
+      }
+    }
+    struct orphan_scan o = {&cx, {0}, 0, 0};
+    IPX_ASSERT_OK(ipx__heap_walk(b, HOFF, find_orphans, &o));
+    IPX_ASSERT_LE(o.n_orphans, 1); /* only the block being allocated */
+    for (int i = 0; i < o.n_orphans; i++) {
+      IPX_ASSERT_OK(ipx__heap_free(b, HOFF, o.orphans[i]));
+      orphans_freed++;
+    }
+    /* Every recorded block holds its pattern; none overlap. */
+    struct shadow s[ENTRIES];
+    size_t n = 0;
+    for (int i = 0; i < ENTRIES; i++) {
+      struct entry *e = &cx.table[i];
+      if (e->state != T_LIVE) continue;
+      IPX_ASSERT(is_live(b, e->off));
+      if (!stamped(b + e->off, e->size, e->seed))
+        IPX_FAIL("iteration %ld: block at %llu lost its pattern", it,
+                 (unsigned long long)e->off);
+      s[n++] = (struct shadow){e->off, e->size, 0};
+    }
+    qsort(s, n, sizeof *s, cmp_off);
+    for (size_t i = 0; i + 1 < n; i++) {
+      size_t us;
+      IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, s[i].off, &us));
+      IPX_ASSERT_LE(s[i].off + us, s[i + 1].off);
+    }
+    /* The parent allocates and frees more. */
+    for (int k = 0; k < 20; k++) {
+      uint64_t off;
+      size_t size = crash_size();
+      if (ipx__heap_alloc(b, HOFF, size, &off) == 0) {
+        stamp(b + off, size, 7);
+        IPX_ASSERT(stamped(b + off, size, 7));
+        IPX_ASSERT_OK(ipx__heap_free(b, HOFF, off));
+      }
+    }
+    assert_check(b);
+    unlock_arena(&a);
+  }
+  /* Everything comes back. */
+  for (int i = 0; i < ENTRIES; i++)
+    if (cx.table[i].state == T_LIVE)
+      IPX_ASSERT_OK(ipx__heap_free(b, HOFF, cx.table[i].off));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, cx.table_off));
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF),
+                a.size - HOFF - ipx__heap_ctl_size() - 16);
+  assert_check(b);
+  ipx_test_log("%ld kills: %ld needed repair (rolled back), %ld interrupted "
+               "reallocs resolved, %ld orphaned blocks freed",
+               iters, repaired, realloc_resolved, orphans_freed);
+  IPX_ASSERT_GT(repaired, 0);
+  ipx_test_shared_free(a.base, a.size);
+}
+
+/* A damaged undo log or heap is reported, never acted on blindly. */
+IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
+  size_t sz = 1u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t a1, a2;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &a1));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &a2));
+  IPX_ASSERT_EQ(ipx__heap_recover(b, HOFF), 0); /* nothing to do */
+  /* Overwrite a2's header as a buffer overrun from a1 would. */
+  memset(b + a1, 0x11, 3008 + 16);
+  struct problems p = {0, ""};
+  IPX_ASSERT_ERR(ipx__heap_check(b, HOFF, collect, &p), IPX_ECORRUPT);
+  if (!strstr(p.first, "header")) IPX_FAIL("check said: %s", p.first);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a2), IPX_EINVAL);
+  free(b);
+
+  /* A log entry pointing outside the arena: corrupt, for good. */
+  b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint32_t *log_n = (uint32_t *)(void *)(b + HOFF + 52);
+  uint64_t *entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  entry0[0] = sz * 4;
+  entry0[1] = 0;
+  *log_n = 1;
+  IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, 8, &a1), IPX_ECORRUPT);
+  p.n = 0;
+  IPX_ASSERT_ERR(ipx__heap_check(b, HOFF, collect, &p), IPX_ECORRUPT);
+  IPX_ASSERT(strstr(p.first, "interrupted") != NULL);
+  IPX_ASSERT_ERR(ipx__heap_recover(b, HOFF), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx__heap_recover(b, HOFF), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx__heap_validate(b, HOFF, sz - HOFF), IPX_ECORRUPT);
+  free(b);
+
+  /* A valid log entry is rolled back: simulate a free interrupted after
+   * its first logged store by replaying that store by hand. */
+  b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &a1));
+  uint64_t *hdr_word = (uint64_t *)(void *)(b + a1 - 8);
+  log_n = (uint32_t *)(void *)(b + HOFF + 52);
+  entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  entry0[0] = a1 - 8;
+  entry0[1] = *hdr_word;
+  *log_n = 1;
+  *hdr_word ^= 3; /* ALLOC -> FREE state, mid-operation */
+  IPX_ASSERT_EQ(ipx__heap_recover(b, HOFF), 1);
+  assert_check(b);
+  size_t us;
+  IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, a1, &us));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a1));
+  struct ipx__heap_stats st;
+  IPX_ASSERT_OK(ipx__heap_get_stats(b, HOFF, &st));
+  IPX_ASSERT_EQ(st.repairs, 1);
+  IPX_ASSERT_EQ(st.live_blocks, 0);
+  free(b);
+}
