@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "mutex.h"
 #include "time.h"
 #include "version.h"
 
