@@ -644,17 +644,18 @@ IPX_TEST(different_addresses_mapped_twice) {
   IPX_ASSERT(other != s);
   IPX_ASSERT_OK(ipx_mutex_lock(&s->m));
   IPX_ASSERT_ERR(ipx_mutex_try_lock(&other->m), IPX_EDEADLK);
-  IPX_ASSERT_OK(ipx_mutex_unlock(&other->m));
-  IPX_ASSERT_OK(ipx_mutex_try_lock(&other->m));
   IPX_ASSERT_OK(ipx_mutex_unlock(&s->m));
+  IPX_ASSERT_OK(ipx_mutex_try_lock(&other->m));
+  IPX_ASSERT_ERR(ipx_mutex_try_lock(&s->m), IPX_EDEADLK);
+  IPX_ASSERT_OK(ipx_mutex_unlock(&other->m));
 
   p = ipx_test_fork(remap_lock_and_hang, &a);
   for (int i = 0; i < 10000 && !atomic_load(&s->ready); i++) ipx_test_sleep_ms(1);
   kill(p, SIGKILL);
   IPX_ASSERT_CHILD_SIGNALED(p, SIGKILL);
   IPX_ASSERT_ERR(ipx_mutex_lock(&other->m), IPX_EOWNERDEAD);
-  IPX_ASSERT_OK(ipx_mutex_consistent(&s->m));
-  IPX_ASSERT_OK(ipx_mutex_unlock(&s->m));
+  IPX_ASSERT_OK(ipx_mutex_consistent(&other->m));
+  IPX_ASSERT_OK(ipx_mutex_unlock(&other->m));
   munmap(other, 4096);
   close(fd);
 }

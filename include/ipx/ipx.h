@@ -7,8 +7,10 @@
 #define IPX_IPX_H
 
 #include "common.h"
+#include "condition.h"
 #include "error.h"
 #include "mutex.h"
+#include "semaphore.h"
 #include "time.h"
 #include "version.h"
 
