@@ -10,7 +10,10 @@
 #include "condition.h"
 #include "error.h"
 #include "mutex.h"
+#include "offset_ptr.h"
+#include "region.h"
 #include "semaphore.h"
+#include "shm.h"
 #include "time.h"
 #include "version.h"
 
