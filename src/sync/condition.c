@@ -83,7 +83,7 @@ int ipx_condition_wait_until(ipx_condition_t *pc, ipx_mutex_t *m,
     return r;
   }
   int timed_out = 0;
-  unsigned spin = ipx__spin_count();
+  unsigned spin = ipx__spin_count(IPX__SPIN_WAIT);
   while (spin > 0 && __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE) == seq) {
     ipx__cpu_relax();
     spin--;

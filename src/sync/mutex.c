@@ -83,7 +83,7 @@ static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
   IPX__TSAN_PRE_LOCK(m, tflags);
   ipx__robust_pending(s, &m->word);
   if (!(flags & F_TRY)) {
-    for (unsigned i = ipx__spin_count(); i > 0; i--) {
+    for (unsigned i = ipx__spin_count(IPX__SPIN_MUTEX); i > 0; i--) {
       v = LOAD(&m->word);
       if ((v & W_TID) == 0 || (v & W_TID) == IPX__MUTEX_NOTREC) break;
       ipx__cpu_relax();

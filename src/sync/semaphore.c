@@ -81,7 +81,7 @@ static int sem_wait(ipx__sem_t *s, uint64_t deadline) {
   int r = check(s);
   if (r != 0) return r;
   if (take(s)) return 0;
-  for (unsigned i = ipx__spin_count(); i > 0; i--) {
+  for (unsigned i = ipx__spin_count(IPX__SPIN_WAIT); i > 0; i--) {
     if (__atomic_load_n(&s->value, __ATOMIC_RELAXED) != 0 && take(s)) return 0;
     ipx__cpu_relax();
   }

@@ -1,26 +1,37 @@
 /* How long ipx's locks spin before sleeping on the futex.
  *
- * A waiter spins up to IPX__SPIN_DEFAULT rounds (each one load and a CPU
- * pause, about 30-50 ns on current x86, so 1.5-5 us in all): long enough to
- * cover a typical critical section of another CPU, short against a futex
- * sleep + wake (several us).  A thread whose CPU affinity allows only one
- * CPU never spins: whoever it waits for cannot run while it spins.  The
- * affinity is read once per thread, at its first wait. */
+ * A mutex waiter spins up to IPX__SPIN_MUTEX rounds, a semaphore or
+ * condition waiter up to IPX__SPIN_WAIT rounds; a round is one load and a
+ * CPU pause (about 10-40 ns on current x86 depending on the model).  The
+ * mutex spins briefly: a spinner that grabs the lock the instant it is
+ * released makes the cache line bounce between CPUs on every acquisition,
+ * which measured (bench_sync, contended_cpus_mops) worse than letting the
+ * holder re-acquire while the waiter sleeps; a short spin still catches
+ * critical sections of a few hundred ns.  Semaphore and condition waiters
+ * wait for an event from another CPU, where a longer spin saves the
+ * futex sleep + wake (several us, far more on a virtual machine).
+ *
+ * A thread whose CPU affinity allows only one CPU never spins: whoever it
+ * waits for cannot run while it spins.  The affinity is read once per
+ * thread, at its first wait, and again in a fork child; a thread re-pinned
+ * later keeps its first decision. */
 #ifndef IPX_SYNC_SPIN_H
 #define IPX_SYNC_SPIN_H
 
-#define IPX__SPIN_DEFAULT 100u
+#define IPX__SPIN_MUTEX 20u
+#define IPX__SPIN_WAIT 100u
 
-/* Spin rounds + 1 for this thread; 0 = not yet decided. */
+/* 1 + (1 if this thread may spin, else 0); 0 = not yet decided. */
 extern __thread unsigned ipx__spin_tls
     __attribute__((tls_model("initial-exec")));
 
 unsigned ipx__spin_init(void);
 
-static inline unsigned ipx__spin_count(void) {
+/* `rounds` if the calling thread may spin, else 0. */
+static inline unsigned ipx__spin_count(unsigned rounds) {
   unsigned v = ipx__spin_tls;
   if (__builtin_expect(v == 0, 0)) v = ipx__spin_init();
-  return v - 1;
+  return v == 2 ? rounds : 0;
 }
 
 #endif /* IPX_SYNC_SPIN_H */
