@@ -7,9 +7,12 @@
 #define IPX_IPX_H
 
 #include "common.h"
+#include "condition.h"
 #include "error.h"
+#include "mutex.h"
 #include "offset_ptr.h"
 #include "region.h"
+#include "semaphore.h"
 #include "shm.h"
 #include "time.h"
 #include "version.h"

@@ -1,0 +1,51 @@
+/* The layout behind ipx_mutex_t / ipx_recursive_mutex_t (docs/FORMAT.md)
+ * and what the condition variable needs from a mutex. */
+#ifndef IPX_SYNC_MUTEX_INTERNAL_H
+#define IPX_SYNC_MUTEX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipx/mutex.h"
+#include "sync/robust.h"
+
+/* Magic words: "IPM" / "IPR" and the layout version in the low byte. */
+#define IPX__MUTEX_MAGIC 0x49504d01u
+#define IPX__RMUTEX_MAGIC 0x49505201u
+#define IPX__MUTEX_DESTROYED 0x49504400u
+
+/* The TID bits of a mutex nobody can ever lock again (no thread has this
+ * TID: PID_MAX_LIMIT is 2^22). */
+#define IPX__MUTEX_NOTREC IPX__FUTEX_TID_MASK
+
+typedef struct ipx__mutex {
+  /* owner TID | FUTEX_WAITERS | FUTEX_OWNER_DIED.  OWNER_DIED together with
+   * an owner TID means "owned, not yet marked consistent". */
+  uint32_t word;
+  uint32_t magic;
+  uint32_t count; /* recursion depth (recursive kind); owner-only */
+  uint32_t reserved0[3];
+  uint64_t prev; /* robust list node: owner-local addresses (robust.h) */
+  uint64_t next;
+  uint32_t reserved1[6];
+} ipx__mutex_t;
+
+_Static_assert(sizeof(ipx__mutex_t) == IPX_MUTEX_SIZE, "mutex size");
+_Static_assert(sizeof(ipx__mutex_t) == IPX_RECURSIVE_MUTEX_SIZE,
+               "recursive mutex size");
+_Static_assert(_Alignof(ipx__mutex_t) == 8, "mutex alignment");
+_Static_assert(_Alignof(ipx_mutex_t) == 8, "public mutex alignment");
+_Static_assert(sizeof(ipx_mutex_t) == 64 && sizeof(ipx_recursive_mutex_t) == 64,
+               "public mutex sizes");
+_Static_assert(_Alignof(ipx_recursive_mutex_t) == 8,
+               "public recursive mutex alignment");
+IPX__ROBUST_LAYOUT_CHECK(ipx__mutex_t, word, prev, next);
+
+/* Release `m`, held by the caller, for a condition wait.  A mutex still
+ * inconsistent (owner died, not yet consistent) is released as "owner
+ * died", so whoever takes it next (the waiter itself, usually) gets
+ * IPX_EOWNERDEAD again instead of the mutex becoming unrecoverable.
+ * 0, IPX_EINVAL, IPX_ECORRUPT, IPX_ENOTOWNER, IPX_ENOTSUP. */
+int ipx__mutex_release_for_wait(ipx_mutex_t *m);
+
+#endif /* IPX_SYNC_MUTEX_INTERNAL_H */
