@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "segment.h"
 #include "time.h"
 #include "version.h"
 
