@@ -8,7 +8,10 @@
 
 #include "common.h"
 #include "error.h"
+#include "offset_ptr.h"
+#include "region.h"
 #include "segment.h"
+#include "shm.h"
 #include "time.h"
 #include "version.h"
 
