@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The directory where POSIX shared memory objects live. */
-#define IPX__SHM_DIR "/dev/shm"
+#include "os/shm.h" /* IPX__SHM_DIR, IPX__SHM_PREFIX */
 
 /* Open an existing file (O_CLOEXEC, O_NOFOLLOW if nofollow).  Returns the
  * descriptor or -errno. */

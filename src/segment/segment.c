@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ipx/shm.h"
 #include "ipx/time.h"
 #include "os/ofd.h"
 #include "os/segment_os.h"
@@ -571,7 +572,7 @@ out:
 static int shm_path(char *buf, size_t len, const char *name) {
   int r = ipx_name_check(name);
   if (r) return r;
-  snprintf(buf, len, IPX__SHM_DIR "/ipx.%s", name);
+  snprintf(buf, len, IPX__SHM_DIR "/" IPX__SHM_PREFIX "%s", name);
   return 0;
 }
 
@@ -586,7 +587,7 @@ int ipx_segment_open_shm(ipx_segment_t **out, const char *name,
   if (!out) return IPX_EINVAL;
   int r = check_opts(opts);
   if (r) return r;
-  char path[sizeof IPX__SHM_DIR + IPX_NAME_MAX + 8];
+  char path[sizeof IPX__SHM_DIR + sizeof IPX__SHM_PREFIX + IPX_NAME_MAX + 2];
   r = shm_path(path, sizeof path, name);
   if (r) return r;
   return open_path(out, path, 1, IPX__SEG_SHM, opts);
@@ -670,11 +671,7 @@ static int remove_path(const char *path) {
   return r == -ENOENT ? IPX_ENOTFOUND : r;
 }
 
-int ipx_segment_remove_shm(const char *name) {
-  char path[sizeof IPX__SHM_DIR + IPX_NAME_MAX + 8];
-  int r = shm_path(path, sizeof path, name);
-  return r ? r : remove_path(path);
-}
+int ipx_segment_remove_shm(const char *name) { return ipx_shm_remove(name); }
 
 int ipx_segment_remove_file(const char *path) {
   int r = file_path_check(path);
@@ -682,7 +679,7 @@ int ipx_segment_remove_file(const char *path) {
 }
 
 int ipx_segment_grow_shm(const char *name, uint64_t extra) {
-  char path[sizeof IPX__SHM_DIR + IPX_NAME_MAX + 8];
+  char path[sizeof IPX__SHM_DIR + sizeof IPX__SHM_PREFIX + IPX_NAME_MAX + 2];
   int r = shm_path(path, sizeof path, name);
   if (r) return r;
   if (extra == 0) return IPX_EINVAL;
@@ -697,7 +694,7 @@ int ipx_segment_grow_file(const char *path, uint64_t extra) {
 }
 
 int ipx_segment_shrink_to_fit_shm(const char *name, uint64_t *new_size) {
-  char path[sizeof IPX__SHM_DIR + IPX_NAME_MAX + 8];
+  char path[sizeof IPX__SHM_DIR + sizeof IPX__SHM_PREFIX + IPX_NAME_MAX + 2];
   int r = shm_path(path, sizeof path, name);
   return r ? r : ipx__seg_resize_path(path, 1, IPX__SEG_SHM, 0, new_size);
 }
