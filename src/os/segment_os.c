@@ -69,6 +69,10 @@ int ipx__sos_create_unnamed(const char *path, unsigned perm, char *tmpname,
   return fd;
 }
 
+/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; once it was refused,
+ * go straight to the /proc/self/fd route, which needs /proc. */
+static atomic_int empty_path_refused;
+
 int ipx__sos_publish(int fd, const char *tmpname, const char *path) {
   int r = 0;
   if (tmpname[0]) {
@@ -76,26 +80,20 @@ int ipx__sos_publish(int fd, const char *tmpname, const char *path) {
     unlink(tmpname);
     return r;
   }
+  if (!atomic_load_explicit(&empty_path_refused, memory_order_relaxed)) {
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) return 0;
+    if (errno != ENOENT && errno != EPERM && errno != EINVAL) return -errno;
+    atomic_store_explicit(&empty_path_refused, 1, memory_order_relaxed);
+  }
   char proc[64];
   snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
   if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0) return 0;
-  r = -errno;
-  if (r == -ENOENT && access("/proc/self/fd", F_OK) != 0) {
-    /* No /proc: AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH but may work. */
-    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0) return 0;
-    r = -errno;
-  }
-  return r;
+  return -errno;
 }
 
 void ipx__sos_discard(int fd, const char *tmpname) {
   if (tmpname && tmpname[0]) unlink(tmpname);
   if (fd >= 0) close(fd);
-}
-
-int ipx__sos_exists(const char *path) {
-  struct stat st;
-  return lstat(path, &st) == 0 ? 0 : -errno;
 }
 
 int ipx__sos_unlink(const char *path) { return unlink(path) == 0 ? 0 : -errno; }

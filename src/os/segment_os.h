@@ -29,9 +29,6 @@ int ipx__sos_publish(int fd, const char *tmpname, const char *path);
 /* Drop a file made by ipx__sos_create_unnamed that was not published. */
 void ipx__sos_discard(int fd, const char *tmpname);
 
-/* 0 if path names something, -errno otherwise (-ENOENT...). */
-int ipx__sos_exists(const char *path);
-
 int ipx__sos_unlink(const char *path);
 void ipx__sos_close(int fd);
 
