@@ -691,9 +691,15 @@ IPX_TEST(copy_on_write_opener_changes_only_its_copy) {
 
 /* ---- grow and shrink -------------------------------------------------------- */
 
+struct opener {
+  char name[128];
+  int ready;
+};
 static void hold_open_until_killed(void *arg) {
+  struct opener *op = arg;
   ipx_segment_t *s;
-  IPX_ASSERT_OK(open_shm(&s, arg, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  IPX_ASSERT_OK(open_shm(&s, op->name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  __atomic_store_n(&op->ready, 1, __ATOMIC_RELEASE);
   for (;;) ipx_test_sleep_ms(1000);
 }
 
@@ -707,19 +713,16 @@ IPX_TEST(grow_and_shrink_only_when_nobody_has_it_open) {
   /* Our own handle counts. */
   IPX_ASSERT_ERR(ipx_segment_grow_shm(name, 64 * KiB), IPX_EBUSY);
   ipx_segment_close(s);
-  pid_t p = ipx_test_fork(hold_open_until_killed, name);
-  uint64_t t0 = ipx_now();
-  int r;
-  while ((r = ipx_segment_grow_shm(name, 64 * KiB)) == 0 && ipx_now() - t0 < 5 * IPX_SEC) {
-    /* the child had not opened it yet: undo and retry */
-    IPX_ASSERT_OK(ipx_segment_shrink_to_fit_shm(name, NULL));
-    IPX_ASSERT_OK(ipx_segment_grow_shm(name, 56 * KiB));
-    ipx_test_sleep_ms(5);
-  }
-  IPX_ASSERT_ERR(r, IPX_EBUSY);
+  struct opener *op = ipx_test_shared_alloc(sizeof *op);
+  strcpy(op->name, name);
+  pid_t p = ipx_test_fork(hold_open_until_killed, op);
+  while (!__atomic_load_n(&op->ready, __ATOMIC_ACQUIRE)) ipx_test_sleep_ms(1);
+  /* A read-only opener in another process counts too. */
+  IPX_ASSERT_ERR(ipx_segment_grow_shm(name, 64 * KiB), IPX_EBUSY);
   IPX_ASSERT_ERR(ipx_segment_shrink_to_fit_shm(name, NULL), IPX_EBUSY);
   kill(p, SIGKILL);
   ipx_test_wait(p, 10000);
+  ipx_test_shared_free(op, sizeof *op);
   /* The kernel dropped the dead opener's lock at once. */
   IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
   uint64_t before = ipx_segment_size(s);
