@@ -13,6 +13,7 @@
 #include "offset_ptr.h"
 #include "region.h"
 #include "semaphore.h"
+#include "segment.h"
 #include "shm.h"
 #include "time.h"
 #include "version.h"

@@ -1,0 +1,8 @@
+/* The layers that live inside a segment, in dependency order (a layer's
+ * hooks may use the layers listed before it).  The allocator and the name
+ * index add themselves here. */
+#include "segment/segment_internal.h"
+
+const struct ipx__seg_layer *const ipx__seg_layers[] = {
+    NULL /* end */
+};
