@@ -8,6 +8,7 @@
 
 #include "common.h"
 #include "error.h"
+#include "file_lock.h"
 #include "time.h"
 #include "version.h"
 
