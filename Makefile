@@ -65,7 +65,7 @@ tsan: deps
 
 valgrind: deps
 	$(call build_tree,build-valgrind,-DCMAKE_BUILD_TYPE=Debug -DIPX_TEST_SCALE=0.02 -DIPX_BUILD_BENCH=OFF \
-	  "-DIPX_TEST_WRAPPER=valgrind;--quiet;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite,indirect;--trace-children=yes;--child-silent-after-fork=no")
+	  "-DIPX_TEST_WRAPPER=valgrind;--quiet;--error-exitcode=99;--leak-check=full;--errors-for-leak-kinds=definite$(,)indirect;--trace-children=yes;--child-silent-after-fork=no")
 	@IPX_TEST_SLOW=1 scripts/run-tests.sh build-valgrind
 
 fuzz: deps

@@ -27,7 +27,7 @@ if [ "$mode" = "--bench" ] && [ ! -f /usr/include/boost/interprocess/sync/interp
   missing="$missing libboost-dev"
 fi
 if [ "$mode" = "--fuzz" ] && ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
-  missing="$missing libclang-rt-dev"
+  missing="$missing libclang-rt-14-dev"
 fi
 
 if [ -z "$missing" ]; then exit 0; fi

@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "ipx/ipx.h"
 #include "ipx_test.h"
@@ -59,7 +61,11 @@ IPX_TEST(monotonic_time_and_deadlines) {
 static void dies(void *arg) {
   (void)arg;
   ipx_test_expect_crash();
-  *(volatile int *)0 = 1;
+  /* A write to a read-only page: a real fault that no sanitizer intercepts
+   * before the kernel does. */
+  volatile int *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (ro == MAP_FAILED) _exit(3);
+  *ro = 1;
 }
 static void fails(void *arg) {
   (void)arg;

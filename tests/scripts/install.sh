@@ -7,6 +7,10 @@ build=$1 src=$2 cc=${3:-cc}
 tmp=$(mktemp -d /tmp/ipx-install-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
+# A sanitizer build's library needs the sanitizer runtime in the program too.
+san=$(sed -n 's/^IPX_SANITIZE:STRING=//p' "$build/CMakeCache.txt")
+sanflags=""
+[ -n "$san" ] && sanflags="-fsanitize=$san"
 
 check "cmake --install into a fresh prefix" \
   cmake --install "$build" --prefix "$prefix" >/dev/null
@@ -17,7 +21,7 @@ check "shared library has a SONAME" \
 check "static library installed" test -f "$libdir/libipx.a"
 
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-if $cc $(pkg-config --cflags ipx) "$src/tests/install/consumer/main.c" \
+if $cc $sanflags $(pkg-config --cflags ipx) "$src/tests/install/consumer/main.c" \
     -o "$tmp/by_pc" $(pkg-config --libs ipx) && \
     LD_LIBRARY_PATH=$libdir "$tmp/by_pc" >/dev/null; then
   ok "pkg-config build runs"
@@ -26,7 +30,7 @@ else
 fi
 
 if cmake -S "$src/tests/install/consumer" -B "$tmp/cm" -DCMAKE_C_COMPILER="$cc" \
-    -DCMAKE_PREFIX_PATH="$prefix" >/dev/null && \
+    -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_FLAGS="$sanflags" >/dev/null && \
     cmake --build "$tmp/cm" >/dev/null && \
     LD_LIBRARY_PATH=$libdir "$tmp/cm/consumer" >/dev/null; then
   ok "find_package(ipx) build runs"
