@@ -9,6 +9,7 @@
 #include "common.h"
 #include "error.h"
 #include "file_lock.h"
+#include "rwlock.h"
 #include "time.h"
 #include "version.h"
 
