@@ -9,7 +9,10 @@
 #include "common.h"
 #include "error.h"
 #include "file_lock.h"
+#include "offset_ptr.h"
+#include "region.h"
 #include "rwlock.h"
+#include "shm.h"
 #include "time.h"
 #include "version.h"
 

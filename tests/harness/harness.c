@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
       printf("[  OK  ] %s (%.0f ms)\n", c->name, ms);
       passed++;
     } else {
-      char why[400];
+      char why[400]; /* room for the name of what was left */
       if (st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
         snprintf(why, sizeof why, "left %d object(s) in /dev/shm, e.g. %s",
                  nleft, left);

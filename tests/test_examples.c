@@ -1,0 +1,116 @@
+/* examples: every walkthrough in examples/ runs, succeeds and says what it
+ * did.  IPX_EXAMPLES_DIR is the build directory of the examples. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipx/ipx.h"
+#include "ipx_test.h"
+
+#ifndef IPX_EXAMPLES_DIR
+#define IPX_EXAMPLES_DIR ""
+#endif
+
+/* Run example `prog` with argument `arg`; returns its wait status and puts
+ * its stdout in out. */
+static int run(const char *prog, const char *arg, char *out, size_t len) {
+  char path[1024];
+  struct stat st;
+  if (!*IPX_EXAMPLES_DIR) IPX_SKIP("examples are not built (IPX_BUILD_EXAMPLES=OFF)");
+  snprintf(path, sizeof path, "%s/%s", IPX_EXAMPLES_DIR, prog);
+  if (stat(path, &st) != 0) IPX_FAIL("%s: %s", path, strerror(errno));
+  int fd[2];
+  IPX_ASSERT_OK(pipe(fd));
+  fflush(stdout);
+  pid_t pid = fork();
+  IPX_ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(fd[1], 1);
+    close(fd[0]);
+    close(fd[1]);
+    execl(path, prog, arg, (char *)NULL);
+    _exit(127);
+  }
+  close(fd[1]);
+  size_t n = 0;
+  for (;;) {
+    ssize_t r = read(fd[0], out + n, len - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || n + (size_t)r >= len - 1) {
+      if (r > 0) n += (size_t)r;
+      break;
+    }
+    n += (size_t)r;
+  }
+  out[n] = 0;
+  close(fd[0]);
+  int status = ipx_test_wait(pid, 60000L * (ipx_test_slow_build() ? 5 : 1));
+  printf("--- %s %s\n%s", prog, arg, out);
+  return status;
+}
+
+#define ASSERT_EXIT(st, code) \
+  IPX_ASSERT((st) != -1 && WIFEXITED(st) && WEXITSTATUS(st) == (code))
+#define ASSERT_SAYS(out, what) IPX_ASSERT(strstr((out), (what)) != NULL)
+
+static void assert_gone(const char *name) {
+  ipx_shm_t *s;
+  IPX_ASSERT_ERR(ipx_shm_open(&s, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0),
+                 IPX_ENOTFOUND);
+}
+
+IPX_TEST(shm_hello) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "hello");
+  int st = run("shm_hello", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "read back: Hello, ipx!");
+  ASSERT_SAYS(out, "removed");
+  assert_gone(name);
+  /* An invalid name is reported, not crashed on. */
+  st = run("shm_hello", "bad/name", out, sizeof out);
+  ASSERT_EXIT(st, 1);
+}
+
+IPX_TEST(shm_parent_child) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "pc");
+  int st = run("shm_parent_child", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "1000 bytes, 0 wrong");
+  ASSERT_SAYS(out, "child found every byte right");
+  assert_gone(name);
+}
+
+IPX_TEST(shm_writer_then_reader) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "msg");
+  int st = run("shm_writer", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  /* The object waits for the reader. */
+  ipx_shm_t *s;
+  IPX_ASSERT_OK(ipx_shm_open(&s, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  ipx_shm_close(s);
+  st = run("shm_reader", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "a message left in");
+  ASSERT_SAYS(out, "by the writer");
+  assert_gone(name);
+  /* Nothing left to read now. */
+  st = run("shm_reader", name, out, sizeof out);
+  ASSERT_EXIT(st, 1);
+}
+
+IPX_TEST(offset_list) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "list");
+  int st = run("offset_list", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "child: list at");
+  ASSERT_SAYS(out, ": 0 1 4 9 16 25 36 49 64 81\nparent: the child walked");
+  assert_gone(name);
+}
