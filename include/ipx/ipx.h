@@ -9,6 +9,7 @@
 #include "common.h"
 #include "error.h"
 #include "file_lock.h"
+#include "named.h"
 #include "offset_ptr.h"
 #include "region.h"
 #include "rwlock.h"
