@@ -5,7 +5,10 @@
  *   bench: rwlock_uncontended_sharable    ns per lock_sharable + unlock
  *   bench: rwlock_4r1w_total              M lock+unlock per second, 4 reader
  *                                         processes + 1 writer process
- *   bench: rwlock_4r1w_writes             k exclusive sections per second */
+ *   bench: rwlock_4r1w_writes             k exclusive sections per second
+ *   bench: named_sharable_mutex_exclusive ns per lock + unlock of a named
+ *                                         sharable mutex (Boost:
+ *                                         named_sharable_mutex) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,5 +110,23 @@ int main(void) {
   for (int i = 0; i < mreps; i++) mixed(a, &tot[i], &wr[i]);
   bench_report("rwlock_4r1w_total", bench_median(tot, mreps), "Mops/s");
   bench_report("rwlock_4r1w_writes", bench_median(wr, mreps), "kops/s");
+
+  char name[64];
+  bench_name(name, sizeof name, "nsm");
+  ipx_named_t *n;
+  check(ipx_named_sharable_mutex_open(&n, name, IPX_CREATE_ONLY, 0), "named");
+  ipx_sharable_mutex_t *nm = ipx_named_sharable_mutex(n);
+  double nv[32];
+  for (int i = 0; i < reps; i++) {
+    uint64_t t0 = bench_now_ns();
+    for (long k = 0; k < 2000000; k++) {
+      ipx_sharable_mutex_lock(nm);
+      ipx_sharable_mutex_unlock(nm);
+    }
+    nv[i] = (double)(bench_now_ns() - t0) / 2e6;
+  }
+  ipx_named_close(n);
+  ipx_named_remove(name);
+  bench_report("named_sharable_mutex_exclusive", bench_median(nv, reps), "ns");
   return 0;
 }

@@ -1,6 +1,8 @@
 // Boost side of bench/bench_rwlock.c: the same work with Boost 1.74's
 // interprocess_sharable_mutex (same metric names).
 #include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
+#include <boost/interprocess/sync/named_sharable_mutex.hpp>
+#include <string>
 #include <cstdio>
 #include <cstdlib>
 #include <new>
@@ -113,5 +115,22 @@ int main() {
   for (int i = 0; i < mreps; i++) mixed(a, &tot[i], &wr[i]);
   report("rwlock_4r1w_total", median(tot, mreps), "Mops/s");
   report("rwlock_4r1w_writes", median(wr, mreps), "kops/s");
+
+  std::string name = "b" + std::to_string(getpid()) + ".nsm";
+  double nv[32];
+  {
+    boost::interprocess::named_sharable_mutex nm(
+        boost::interprocess::create_only, name.c_str());
+    for (int i = 0; i < reps; i++) {
+      uint64_t t0 = now_ns();
+      for (long k = 0; k < 2000000; k++) {
+        nm.lock();
+        nm.unlock();
+      }
+      nv[i] = (double)(now_ns() - t0) / 2e6;
+    }
+  }
+  boost::interprocess::named_sharable_mutex::remove(name.c_str());
+  report("named_sharable_mutex_exclusive", median(nv, reps), "ns");
   return 0;
 }
