@@ -1,0 +1,243 @@
+/* named objects: create/open modes, permissions, kinds, races, a creator
+ * killed mid-creation, a holder killed, bad input. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ipx/ipx.h"
+#include "ipx_test.h"
+
+static int try_excl_in_thread_r;
+static void *try_excl_thread(void *p) {
+  ipx_sharable_mutex_t *m = p;
+  try_excl_in_thread_r = ipx_sharable_mutex_try_lock(m);
+  if (try_excl_in_thread_r == 0) ipx_sharable_mutex_unlock(m);
+  return NULL;
+}
+
+IPX_TEST(modes_kinds_and_remove) {
+  char name[200];
+  ipx_test_name(name, sizeof name, "rw");
+  ipx_named_t *a = NULL, *b = NULL, *c = NULL;
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&a, name, IPX_OPEN_ONLY, 0), IPX_ENOTFOUND);
+  IPX_ASSERT(a == NULL);
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&a, name, IPX_CREATE_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_named_created(a), 1);
+  IPX_ASSERT_EQ(ipx_named_kind(a), IPX_NAMED_SHARABLE_MUTEX);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&b, name, IPX_CREATE_ONLY, 0), IPX_EEXIST);
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&b, name, IPX_OPEN_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_named_created(b), 0);
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&c, name, IPX_OPEN_OR_CREATE, 0));
+  IPX_ASSERT_EQ(ipx_named_created(c), 0);
+  /* Another kind under that name is refused, not misread. */
+  ipx_named_t *u = NULL;
+  IPX_ASSERT_ERR(ipx_named_upgradable_mutex_open(&u, name, IPX_OPEN_ONLY, 0), IPX_EWRONGKIND);
+  IPX_ASSERT_ERR(ipx_named_upgradable_mutex_open(&u, name, IPX_OPEN_OR_CREATE, 0), IPX_EWRONGKIND);
+  IPX_ASSERT(ipx_named_upgradable_mutex(a) == NULL);
+  IPX_ASSERT(ipx_named_sharable_mutex(NULL) == NULL);
+  /* Two handles, one lock. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_lock(ipx_named_sharable_mutex(a)));
+  pthread_t th;
+  IPX_ASSERT_OK(pthread_create(&th, NULL, try_excl_thread, ipx_named_sharable_mutex(b)));
+  pthread_join(th, NULL);
+  IPX_ASSERT_ERR(try_excl_in_thread_r, IPX_EBUSY);
+  IPX_ASSERT_OK(ipx_sharable_mutex_unlock(ipx_named_sharable_mutex(a)));
+  IPX_ASSERT_OK(ipx_named_close(a));
+  IPX_ASSERT_OK(ipx_named_close(b));
+  IPX_ASSERT_OK(ipx_named_remove(name));
+  IPX_ASSERT_ERR(ipx_named_remove(name), IPX_ENOTFOUND);
+  /* The open handle keeps working after the name is gone. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_lock_sharable(ipx_named_sharable_mutex(c)));
+  IPX_ASSERT_OK(ipx_sharable_mutex_unlock_sharable(ipx_named_sharable_mutex(c)));
+  IPX_ASSERT_OK(ipx_named_close(c));
+  IPX_ASSERT_OK(ipx_named_close(NULL));
+}
+
+IPX_TEST(exact_permissions) {
+  char name[200], path[300];
+  ipx_test_name(name, sizeof name, "perm");
+  ipx_named_t *n = NULL;
+  mode_t old = umask(077);
+  IPX_ASSERT_OK(ipx_named_upgradable_mutex_open(&n, name, IPX_CREATE_ONLY, 0640));
+  umask(old);
+  struct stat st;
+  snprintf(path, sizeof path, "/dev/shm/ipx.%s", name);
+  IPX_ASSERT_OK(stat(path, &st));
+  IPX_ASSERT_EQ(st.st_mode & 0777, 0640);
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_named_remove(name));
+}
+
+IPX_TEST(bad_input) {
+  ipx_named_t *n = NULL;
+  char name[200];
+  ipx_test_name(name, sizeof name, "bad");
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(NULL, name, IPX_OPEN_OR_CREATE, 0), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, NULL, IPX_OPEN_OR_CREATE, 0), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, "", IPX_OPEN_OR_CREATE, 0), IPX_EBADNAME);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, "a/b", IPX_OPEN_OR_CREATE, 0), IPX_EBADNAME);
+  IPX_ASSERT_ERR(ipx_named_upgradable_mutex_open(&n, "..", IPX_OPEN_OR_CREATE, 0), IPX_EBADNAME);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, name, (ipx_open_mode_t)9, 0), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, name, IPX_OPEN_OR_CREATE, 01777), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx_named_remove(NULL), IPX_EINVAL);
+  IPX_ASSERT_ERR(ipx_named_remove("a b"), IPX_EBADNAME);
+  IPX_ASSERT(n == NULL);
+  /* A plain shared memory object under the name is not a named lock. */
+  ipx_shm_t *s;
+  ipx_region_t *r;
+  IPX_ASSERT_OK(ipx_shm_open(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 0));
+  IPX_ASSERT_OK(ipx_shm_resize(s, 4096, IPX_SHM_SPARSE));
+  IPX_ASSERT_OK(ipx_region_map_shm(&r, s, IPX_READ_WRITE, NULL));
+  memcpy(ipx_region_address(r), "user data", 9);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, name, IPX_OPEN_OR_CREATE, 0), IPX_EWRONGKIND);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, name, IPX_OPEN_ONLY, 0), IPX_EWRONGKIND);
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, name, IPX_CREATE_ONLY, 0), IPX_EWRONGKIND);
+  IPX_ASSERT(memcmp(ipx_region_address(r), "user data", 9) == 0);
+  IPX_ASSERT_OK(ipx_region_unmap(r));
+  IPX_ASSERT_OK(ipx_shm_close(s));
+  IPX_ASSERT_OK(ipx_shm_remove(name));
+}
+
+/* ---- racing creators ---------------------------------------------------- */
+struct race {
+  char name[200];
+  ipx_test_gate_t gate;
+  int created;
+  long counter;
+};
+
+static void racer(void *p) {
+  struct race *rc = p;
+  ipx_test_gate_wait(&rc->gate);
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_upgradable_mutex_open(&n, rc->name, IPX_OPEN_OR_CREATE, 0));
+  __atomic_fetch_add(&rc->created, ipx_named_created(n), __ATOMIC_SEQ_CST);
+  ipx_upgradable_mutex_t *m = ipx_named_upgradable_mutex(n);
+  for (int i = 0; i < 200; i++) {
+    IPX_ASSERT_OK(ipx_upgradable_mutex_lock(m));
+    long v = rc->counter;
+    if (i % 50 == 0) sched_yield();
+    rc->counter = v + 1;
+    IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(m));
+  }
+  IPX_ASSERT_OK(ipx_named_close(n));
+}
+
+IPX_TEST(open_or_create_race_builds_one_object) {
+  struct race *rc = ipx_test_shared_alloc(sizeof *rc);
+  ipx_test_name(rc->name, sizeof rc->name, "race");
+  ipx_test_gate_init(&rc->gate);
+  pid_t p[4];
+  for (int i = 0; i < 4; i++) p[i] = ipx_test_fork(racer, rc);
+  ipx_test_gate_open(&rc->gate);
+  for (int i = 0; i < 4; i++) IPX_ASSERT_CHILD_OK(p[i]);
+  IPX_ASSERT_EQ(rc->created, 1);
+  IPX_ASSERT_EQ(rc->counter, 800);
+  IPX_ASSERT_OK(ipx_named_remove(rc->name));
+}
+
+/* ---- a creator killed mid-creation ---------------------------------------- */
+struct creator {
+  char name[200];
+  int ready;
+  int created;
+};
+
+/* Does what a creator does up to the middle of initialisation: the object
+ * exists, is locked for creation, sized, with half a header. */
+static void half_creator(void *p) {
+  struct creator *c = p;
+  ipx_shm_t *s;
+  ipx_region_t *r;
+  IPX_ASSERT_OK(ipx_shm_open(&s, c->name, IPX_CREATE_ONLY, IPX_READ_WRITE, 0));
+  char path[300];
+  snprintf(path, sizeof path, "/dev/shm/ipx.%s", c->name);
+  ipx_file_lock_t *fl;
+  IPX_ASSERT_OK(ipx_file_lock_open(&fl, path));
+  IPX_ASSERT_OK(ipx_file_lock_lock(fl));
+  IPX_ASSERT_OK(ipx_shm_resize(s, 4096, IPX_SHM_SPARSE));
+  IPX_ASSERT_OK(ipx_region_map_shm(&r, s, IPX_READ_WRITE, NULL));
+  memcpy(ipx_region_address(r), "INMD", 4); /* magic only, never ready */
+  __atomic_store_n(&c->ready, 1, __ATOMIC_SEQ_CST);
+  for (;;) pause();
+}
+
+static void late_opener(void *p) {
+  struct creator *c = p;
+  ipx_named_t *n = NULL;
+  /* Waits for the creator's lock; finds the object unfinished once the
+   * creator is dead and builds it. */
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&n, c->name, IPX_OPEN_OR_CREATE, 0));
+  IPX_ASSERT_EQ(ipx_named_created(n), 1);
+  IPX_ASSERT_OK(ipx_sharable_mutex_lock(ipx_named_sharable_mutex(n)));
+  IPX_ASSERT_OK(ipx_sharable_mutex_unlock(ipx_named_sharable_mutex(n)));
+  IPX_ASSERT_OK(ipx_named_close(n));
+}
+
+IPX_TEST(creator_killed_mid_creation_does_not_hang_openers) {
+  struct creator *c = ipx_test_shared_alloc(sizeof *c);
+  ipx_test_name(c->name, sizeof c->name, "half");
+  pid_t cr = ipx_test_fork(half_creator, c);
+  while (!__atomic_load_n(&c->ready, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
+  pid_t op = ipx_test_fork(late_opener, c);
+  /* The opener waits while the creator lives. */
+  ipx_test_sleep_ms(50);
+  IPX_ASSERT_EQ(waitpid(op, NULL, WNOHANG), 0);
+  kill(cr, SIGKILL);
+  IPX_ASSERT_CHILD_SIGNALED(cr, SIGKILL);
+  IPX_ASSERT_CHILD_OK(op);
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&n, c->name, IPX_OPEN_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_named_created(n), 0);
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_named_remove(c->name));
+}
+
+IPX_TEST(half_created_object_is_not_found_then_rebuilt) {
+  struct creator *c = ipx_test_shared_alloc(sizeof *c);
+  ipx_test_name(c->name, sizeof c->name, "corpse");
+  pid_t cr = ipx_test_fork(half_creator, c);
+  while (!__atomic_load_n(&c->ready, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
+  kill(cr, SIGKILL);
+  IPX_ASSERT_CHILD_SIGNALED(cr, SIGKILL);
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_ERR(ipx_named_sharable_mutex_open(&n, c->name, IPX_OPEN_ONLY, 0), IPX_ENOTFOUND);
+  /* create-only treats the corpse as no object at all */
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&n, c->name, IPX_CREATE_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_named_created(n), 1);
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_named_remove(c->name));
+}
+
+/* ---- a holder killed --------------------------------------------------------- */
+static void named_holder(void *p) {
+  struct creator *c = p;
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_upgradable_mutex_open(&n, c->name, IPX_OPEN_ONLY, 0));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock(ipx_named_upgradable_mutex(n)));
+  __atomic_store_n(&c->ready, 1, __ATOMIC_SEQ_CST);
+  for (;;) pause();
+}
+
+IPX_TEST(killed_holder_of_named_lock_gives_eownerdead) {
+  struct creator *c = ipx_test_shared_alloc(sizeof *c);
+  ipx_test_name(c->name, sizeof c->name, "held");
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_upgradable_mutex_open(&n, c->name, IPX_CREATE_ONLY, 0));
+  pid_t h = ipx_test_fork(named_holder, c);
+  while (!__atomic_load_n(&c->ready, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
+  ipx_upgradable_mutex_t *m = ipx_named_upgradable_mutex(n);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_try_lock(m), IPX_EBUSY);
+  kill(h, SIGKILL);
+  IPX_ASSERT_CHILD_SIGNALED(h, SIGKILL);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_lock_for(m, 10 * IPX_SEC), IPX_EOWNERDEAD);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_consistent(m));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(m));
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_named_remove(c->name));
+}
