@@ -57,8 +57,9 @@ typedef struct ipx_segment ipx_segment_t;
 #define IPX_SEGMENT_FORMAT_VERSION 1u
 /* Bytes of the header at the start of every segment; the heap follows. */
 #define IPX_SEGMENT_HEADER_SIZE 4096u
-/* Smallest segment: the header and one page of heap. */
-#define IPX_SEGMENT_MIN_SIZE 8192u
+/* Smallest segment: the header and 28 KiB of heap (the allocator's control
+ * block takes 23 KiB of it). */
+#define IPX_SEGMENT_MIN_SIZE 32768u
 /* Largest segment (64 TiB); larger requests are IPX_ETOOBIG. */
 #define IPX_SEGMENT_MAX_SIZE (UINT64_C(1) << 46)
 /* Largest heap-backed segment (IPX_ETOOBIG beyond). */
