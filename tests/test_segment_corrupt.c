@@ -401,7 +401,8 @@ static void heap_flips(void *arg) {
       64,   /* free bytes */
       72,   /* live blocks */
       80,   /* cached blocks */
-      1192, /* first-level bitmap */
+      680,  /* count of the first cache */
+      1208, /* first-level bitmap */
   };
   for (size_t i = 0; i < sizeof live_fields / sizeof live_fields[0]; i++) {
     memcpy(v, img, SEG_SIZE);
@@ -416,7 +417,7 @@ static void heap_flips(void *arg) {
   }
   /* Every non-empty list head and cache head, pointed elsewhere. */
   for (size_t off = 152; off < 23552 - 96 * 16; off += 8) {
-    if (off >= 672 && off < 1536) continue; /* cache counts, bitmaps */
+    if (off >= 680 && off < 1536) continue; /* cache counts, bitmaps */
     uint64_t w;
     memcpy(&w, img + ctl + off, 8);
     if (!w) continue;

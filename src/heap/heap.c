@@ -293,7 +293,7 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
   }
   if (b != c->first) {
     uint64_t ps = W(base, b)[0];
-    if (ps < MIN_BLOCK || ps > b - c->first) return -1;
+    if (ps < MIN_BLOCK || ps > b - c->first || (ps & 15u)) return -1;
     uint64_t p = b - ps, pw = W(base, p)[1];
     if ((pw & W_TAG) != tag_of(p) || (pw & W_SIZE) != ps) return -1;
     if ((pw & W_STATE) == ST_FREE) {
@@ -769,7 +769,7 @@ static int64_t free_tail(unsigned char *base, const struct ipx__heap_ctl *c,
                          uint64_t *size) {
   uint64_t ps = W(base, c->end)[0];
   if (ps == 0) return 0;
-  if (ps < MIN_BLOCK || ps > c->end - c->first) return -1;
+  if (ps < MIN_BLOCK || ps > c->end - c->first || (ps & 15u)) return -1;
   uint64_t b = c->end - ps, w = W(base, b)[1];
   if ((w & W_TAG) != tag_of(b) || (w & W_SIZE) != ps) return -1;
   if ((w & W_STATE) != ST_FREE) return 0;
