@@ -159,8 +159,10 @@ IPX_API ipx_access_t ipx_segment_access(const ipx_segment_t *seg);
 /* 1 if this open created (or formatted) the segment, else 0. */
 IPX_API int ipx_segment_created(const ipx_segment_t *seg);
 
-/* Bytes the allocator could still hand out (the whole heap until an
- * allocator is in the segment).  Errors: IPX_EINVAL, IPX_ECORRUPT, IPX_EBUSY
+/* Free bytes of the segment's heap as the allocator counts them (the sum
+ * of its free blocks with their headers, freed blocks it caches included;
+ * ipx/alloc.h).  Returns exactly to its earlier value once everything
+ * allocated since is freed.  Errors: IPX_EINVAL, IPX_ECORRUPT, IPX_EBUSY
  * (read-only opener: the segment kept changing, or a writer died in it and
  * no writer has repaired it yet).  Thread-safe. */
 IPX_API int ipx_segment_free_memory(ipx_segment_t *seg, uint64_t *out);
