@@ -515,6 +515,7 @@ static int stamped(const unsigned char *p, size_t n, uint32_t seed) {
 struct crash_ctx {
   char name[128];
   uint64_t table; /* handle */
+  int ready;      /* the child has the segment open */
 };
 
 static void crash_child(void *arg) {
@@ -524,6 +525,7 @@ static void crash_child(void *arg) {
   unsigned char *b = ipx_segment_base(s);
   struct entry *table = (struct entry *)(void *)(b + cx->table);
   uint32_t seed = (uint32_t)ipx_test_rand() | 1u;
+  __atomic_store_n(&cx->ready, 1, __ATOMIC_RELEASE);
   for (;;) {
     struct entry *e = &table[ipx_test_rand() % ENTRIES];
     if (e->state == T_EMPTY) {
@@ -597,14 +599,17 @@ IPX_TEST_T(crash_loop_children_killed_inside_allocate_free_reallocate, 150) {
   memset(tp, 0, ENTRIES * sizeof(struct entry));
   struct entry *table = tp;
   cx->table = (uint64_t)((unsigned char *)tp - b);
-  long iters = ipx_test_scale(300, 20);
+  long iters = ipx_test_scale(300, 60);
   long repaired = 0, realloc_resolved = 0, orphans_freed = 0;
   for (long it = 0; it < iters; it++) {
     uint64_t repairs0 = heap_stats(s).repairs;
+    cx->ready = 0;
     pid_t pid = ipx_test_fork(crash_child, cx);
-    /* Opening the segment takes part of the delay, so some kills land
-     * before the first operation. */
-    usleep((useconds_t)(500 + ipx_test_rand() % 3000));
+    /* Wait until it is at work (a slow start under a sanitizer must not
+     * eat the delay), then let it run for 0..2 ms. */
+    for (int i = 0; i < 200000 && !__atomic_load_n(&cx->ready, __ATOMIC_ACQUIRE); i++)
+      usleep(50);
+    usleep((useconds_t)(ipx_test_rand() % 2000));
     kill(pid, SIGKILL);
     int st = ipx_test_wait(pid, 10000);
     IPX_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
