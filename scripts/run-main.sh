@@ -24,5 +24,9 @@ if [ -x "$ex/offset_list" ]; then
   step "4. a linked list of offset pointers walked by a child mapped at another address"
   "$ex/offset_list" "$tag.list"
 fi
+if [ -x "$ex/managed_alloc" ]; then
+  step "5. a managed segment: the parent allocates a block, a child finds it by handle, prints and frees it"
+  "$ex/managed_alloc" "$tag.alloc"
+fi
 echo
 echo "make run: done"

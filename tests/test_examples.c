@@ -114,3 +114,18 @@ IPX_TEST(offset_list) {
   ASSERT_SAYS(out, ": 0 1 4 9 16 25 36 49 64 81\nparent: the child walked");
   assert_gone(name);
 }
+
+IPX_TEST(managed_alloc) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "alloc");
+  int st = run("managed_alloc", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "parent: allocated 1024 bytes at");
+  ASSERT_SAYS(out, "through a managed segment!\"\n");
+  ASSERT_SAYS(out, "deallocated the block");
+  ASSERT_SAYS(out, "(exactly as before), all memory deallocated: yes");
+  assert_gone(name);
+  /* An invalid name is reported, not crashed on. */
+  st = run("managed_alloc", "bad/name", out, sizeof out);
+  ASSERT_EXIT(st, 1);
+}

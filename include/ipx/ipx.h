@@ -6,6 +6,7 @@
 #ifndef IPX_IPX_H
 #define IPX_IPX_H
 
+#include "alloc.h"
 #include "common.h"
 #include "condition.h"
 #include "error.h"

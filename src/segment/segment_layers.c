@@ -3,6 +3,10 @@
  * index add themselves here. */
 #include "segment/segment_internal.h"
 
+/* src/heap/alloc.c */
+extern const struct ipx__seg_layer ipx__heap_layer;
+
 const struct ipx__seg_layer *const ipx__seg_layers[] = {
+    &ipx__heap_layer,
     NULL /* end */
 };
