@@ -3,6 +3,9 @@
  * index add themselves here. */
 #include "segment/segment_internal.h"
 
+extern const struct ipx__seg_layer ipx__scaffold_heap_layer;
+extern const struct ipx__seg_layer ipx__objects_layer;
+
 const struct ipx__seg_layer *const ipx__seg_layers[] = {
-    NULL /* end */
+    &ipx__scaffold_heap_layer, &ipx__objects_layer, NULL /* end */
 };
