@@ -98,9 +98,12 @@ static struct ipx__obj_hdr *hdr_at(const ipx_segment_t *seg, uint64_t off) {
   return (struct ipx__obj_hdr *)ipx__seg_at(seg, off);
 }
 
-/* Full validation of a header copy taken from block offset `off`. */
-static int hdr_valid(const ipx_segment_t *seg, const struct ipx__obj_hdr *h,
-                     uint64_t off) {
+/* Validation of a header copy taken from block offset `off`: the bounds
+ * every reader needs, and with `full` the checksum too (check, repair and
+ * addresses from the caller; the hot lookups skip it, the magic and the
+ * name comparison already identify the block). */
+static int hdr_valid_ex(const ipx_segment_t *seg,
+                        const struct ipx__obj_hdr *h, uint64_t off, int full) {
   if (h->magic != obj_magic(off)) return 0;
   if (h->kind < IPX_OBJECT_NAMED || h->kind > IPX__OBJ_TABLE) return 0;
   if (h->state != IPX__OBJ_CONSTRUCTING && h->state != IPX__OBJ_READY) return 0;
@@ -110,7 +113,12 @@ static int hdr_valid(const ipx_segment_t *seg, const struct ipx__obj_hdr *h,
       h->data_off > h->block_size)
     return 0;
   if (h->count > (h->block_size - h->data_off) / h->elem_size) return 0;
-  return h->check == hdr_check(h, off);
+  return !full || h->check == hdr_check(h, off);
+}
+
+static int hdr_valid(const ipx_segment_t *seg, const struct ipx__obj_hdr *h,
+                     uint64_t off) {
+  return hdr_valid_ex(seg, h, off, 1);
 }
 
 static void hdr_copy(struct ipx__obj_hdr *dst, const struct ipx__obj_hdr *src) {
@@ -444,7 +452,7 @@ static struct found found_at(const ipx_segment_t *seg, uint64_t off) {
   struct found f = {NULL, 0, 0, 0};
   struct ipx__obj_hdr h;
   hdr_copy(&h, ipx__seg_at(seg, off));
-  if (!hdr_valid(seg, &h, off)) return f;
+  if (!hdr_valid_ex(seg, &h, off, 0)) return f;
   f.addr = ipx__seg_at(seg, off + h.data_off);
   f.elem_size = h.elem_size;
   f.count = h.count;

@@ -33,6 +33,7 @@
 #include "os/segment_os.h"
 #include "segment/segment_internal.h"
 #include "segment/segment_priv.h"
+#include "sync/robust.h"
 
 /* ---- format --------------------------------------------------------- */
 
@@ -254,6 +255,15 @@ static int run_repairs(ipx_segment_t *seg) {
   return 0;
 }
 
+/* The calling thread's id, from the robust-list context the segment lock
+ * has already set up (and resets in a fork child): gettid() is a system
+ * call, which on every lock and unlock cost more than the lock itself. */
+static uint32_t self_tid(void) {
+  ipx__robust_self_t *s;
+  if (ipx__robust_self(&s) == 0) return s->tid;
+  return (uint32_t)gettid();
+}
+
 int ipx__seg_lock(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
@@ -262,7 +272,7 @@ int ipx__seg_lock(ipx_segment_t *seg) {
   if (r && !dead) return r;
   /* The owner field, not the depth, tells the outermost lock apart: a dead
    * holder's or a damaged count must not leak into ours. */
-  uint32_t me = (uint32_t)gettid();
+  uint32_t me = self_tid();
   if (dead || h->lock_owner != me) {
     h->lock_owner = me;
     h->lock_depth = 1;
@@ -285,7 +295,7 @@ int ipx__seg_lock(ipx_segment_t *seg) {
 int ipx__seg_unlock(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
-  if (h->lock_owner != (uint32_t)gettid() || h->lock_depth == 0)
+  if (h->lock_owner != self_tid() || h->lock_depth == 0)
     return IPX_ENOTOWNER;
   if (--h->lock_depth == 0) {
     h->lock_owner = 0;
