@@ -165,6 +165,8 @@ static struct hit lookup(const ipx_segment_t *seg,
     if (!slot_tag_ok(e, hash)) continue;
     uint64_t off = slot_off(e);
     struct ipx__obj_hdr *h = hdr_at(seg, off);
+    /* The name sits on the next cache line: fetch both at once. */
+    if (h) __builtin_prefetch((const char *)(h + 1));
     if (!h || h->magic != obj_magic(off) || h->hash != hash ||
         h->kind != kind || h->name_len != len ||
         seg->size - off - HDR_SIZE < len)
@@ -1023,10 +1025,18 @@ static int obj_check(ipx_segment_t *seg, struct ipx__seg_report *r) {
     return IPX_ECORRUPT;
   }
   int locked = seg->access != IPX_READ_ONLY;
-  if (!locked && (rt.busy || rt.pending))
+  /* A lock holder never calls check between an allocation and its label,
+   * so pending is 0 here unless an operation died (read-only: a writer
+   * died and no writer repaired yet). */
+  if (rt.pending || (!locked && rt.busy))
     ipx__seg_problem(r, "objects: an index operation was interrupted "
                         "(busy %u, pending %llu) and awaits repair",
                      rt.busy, (unsigned long long)rt.pending);
+  if (rt.reserved)
+    ipx__seg_problem(r, "objects: reserved root field is %#x", rt.reserved);
+  if (!rt.table && rt.mask)
+    ipx__seg_problem(r, "objects: no index table but a mask of %llu",
+                     (unsigned long long)rt.mask);
   uint64_t ready = 0, named = 0, unique = 0, used = 0, building = 0;
   if (rt.table) {
     uint64_t mask;
