@@ -1119,5 +1119,9 @@ static int obj_named_count(ipx_segment_t *seg, uint64_t *out) {
 }
 
 const struct ipx__seg_layer ipx__objects_layer = {
-    "objects", obj_init, obj_repair, obj_check, NULL, obj_named_count,
-    NULL, NULL};
+    .name = "objects",
+    .init = obj_init,
+    .repair = obj_repair,
+    .check = obj_check,
+    .named_count = obj_named_count,
+};

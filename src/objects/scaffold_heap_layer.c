@@ -23,4 +23,4 @@ static int sc_check(ipx_segment_t *seg, struct ipx__seg_report *r) {
 }
 
 const struct ipx__seg_layer ipx__scaffold_heap_layer = {
-    "heap", sc_init, sc_repair, sc_check, NULL, NULL, NULL, NULL};
+    .name = "heap", .init = sc_init, .repair = sc_repair, .check = sc_check};
