@@ -13,6 +13,7 @@
 #include "file_lock.h"
 #include "mutex.h"
 #include "named.h"
+#include "objects.h"
 #include "offset_ptr.h"
 #include "region.h"
 #include "rwlock.h"
