@@ -793,6 +793,10 @@ static void broadcast_waiter(void *p) {
   while (!q->flag) IPX_ASSERT_OK(ipx_condition_wait(ipx_named_condition(nc), m));
   q->woken++;
   IPX_ASSERT_OK(ipx_mutex_unlock(m));
+  IPX_ASSERT_OK(ipx_named_close(nm));
+  IPX_ASSERT_OK(ipx_named_close(nc));
+  IPX_ASSERT_OK(ipx_region_unmap(r));
+  IPX_ASSERT_OK(ipx_shm_close(s));
 }
 
 IPX_TEST(condition_broadcast_wakes_every_process_and_wait_times_out) {
