@@ -137,6 +137,84 @@ IPX_TEST(timeouts) {
   IPX_ASSERT_OK(ipx_sharable_mutex_unlock_sharable(m));
 }
 
+/* The upgradable mutex's timed forms, against each mode held by another
+ * thread: what coexists gets in before its deadline, what conflicts times
+ * out, and a timed-out attempt leaves no claim behind. */
+static ipx_upgradable_mutex_t *UM(ipx_sharable_mutex_t *m) {
+  return (ipx_upgradable_mutex_t *)(void *)m;
+}
+static int um_ex_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(UM(m)));
+  return r;
+}
+static int um_ex_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(UM(m)));
+  return r;
+}
+static int um_sh_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_sharable_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(UM(m)));
+  return r;
+}
+static int um_sh_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_sharable_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(UM(m)));
+  return r;
+}
+static int um_upg_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_upgradable_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(UM(m)));
+  return r;
+}
+static int um_upg_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_upgradable_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(UM(m)));
+  return r;
+}
+
+IPX_TEST(upgradable_timed_forms) {
+  struct shared *sh = new_shared();
+  ipx_upgradable_mutex_t *u = &sh->um;
+  ipx_sharable_mutex_t *m = (ipx_sharable_mutex_t *)(void *)u;
+  /* Nothing held: everything gets in. */
+  IPX_ASSERT_OK(in_other_thread(um_ex_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_ex_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_until, m));
+  /* A reader: readers and an upgradable holder coexist, a writer waits. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock_sharable(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_ex_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_until, m));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(u));
+  /* An upgradable holder: readers enter, writers and upgraders wait. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock_upgradable(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_ex_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_ERR(in_other_thread(um_upg_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_upg_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(u));
+  /* A writer: everything waits. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_sh_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_sh_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_upg_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
+  /* The timed-out attempts left no claim: all free again. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_try_lock(u));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
+}
+
 /* ---- readers and writers in several processes ------------------------- */
 struct rw_arg {
   struct shared *sh;
