@@ -33,10 +33,12 @@
 #define ipx__heap_init nl_init
 #define ipx__heap_largest_free nl_largest_free
 #define ipx__heap_max_size nl_max_size
+#define ipx__heap_min_arena nl_min_arena
 #define ipx__heap_min_size nl_min_size
 #define ipx__heap_realloc nl_realloc
 #define ipx__heap_recover nl_recover
 #define ipx__heap_shrink nl_shrink
+#define ipx__heap_trim nl_trim
 #define ipx__heap_usable_size nl_usable_size
 #define ipx__heap_validate nl_validate
 #define ipx__heap_walk nl_walk
@@ -56,10 +58,12 @@
 #undef ipx__heap_init
 #undef ipx__heap_largest_free
 #undef ipx__heap_max_size
+#undef ipx__heap_min_arena
 #undef ipx__heap_min_size
 #undef ipx__heap_realloc
 #undef ipx__heap_recover
 #undef ipx__heap_shrink
+#undef ipx__heap_trim
 #undef ipx__heap_usable_size
 #undef ipx__heap_validate
 #undef ipx__heap_walk

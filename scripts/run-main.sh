@@ -24,5 +24,21 @@ if [ -x "$ex/offset_list" ]; then
   step "4. a linked list of offset pointers walked by a child mapped at another address"
   "$ex/offset_list" "$tag.list"
 fi
+if [ -x "$ex/managed_alloc" ]; then
+  step "5. a managed segment: the parent allocates a block, a child finds it by handle, prints and frees it"
+  "$ex/managed_alloc" "$tag.alloc"
+fi
+if [ -x "$ex/managed_named" ]; then
+  step "6. named objects: the parent constructs three, a child finds them with their counts and destroys them"
+  "$ex/managed_named" "$tag.named"
+fi
+if [ -x "$ex/managed_mutex" ]; then
+  step "7. a counter and its mutex found-or-constructed in a segment, incremented by parent and child at once"
+  "$ex/managed_mutex" "$tag.mutex"
+fi
+if [ -x "$ex/managed_sort" ]; then
+  step "8. an array of 100 ints constructed by name, sorted in reverse by a child"
+  "$ex/managed_sort" "$tag.sort"
+fi
 echo
 echo "make run: done"

@@ -114,3 +114,62 @@ IPX_TEST(offset_list) {
   ASSERT_SAYS(out, ": 0 1 4 9 16 25 36 49 64 81\nparent: the child walked");
   assert_gone(name);
 }
+
+IPX_TEST(managed_alloc) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "alloc");
+  int st = run("managed_alloc", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "parent: allocated 1024 bytes at");
+  ASSERT_SAYS(out, "through a managed segment!\"\n");
+  ASSERT_SAYS(out, "deallocated the block");
+  ASSERT_SAYS(out, "(exactly as before), all memory deallocated: yes");
+  assert_gone(name);
+  /* An invalid name is reported, not crashed on. */
+  st = run("managed_alloc", "bad/name", out, sizeof out);
+  ASSERT_EXIT(st, 1);
+}
+
+static void assert_segment_gone(const char *name) {
+  ipx_segment_t *s;
+  ipx_segment_options_t o;
+  ipx_segment_options_init(&o);
+  o.mode = IPX_OPEN_ONLY;
+  IPX_ASSERT_ERR(ipx_segment_open_shm(&s, name, &o), IPX_ENOTFOUND);
+}
+
+IPX_TEST(managed_named) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "named");
+  int st = run("managed_named", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "parent: constructed 3 named objects");
+  ASSERT_SAYS(out, "child: found \"MyType instance\", 1 element\n");
+  ASSERT_SAYS(out, "child: found \"MyType array\", 10 elements\n");
+  ASSERT_SAYS(out, "child: found \"MyType array from it\", 3 elements: "
+                   "{0.0, 0} {1.0, 1} {2.0, 2}");
+  ASSERT_SAYS(out, "parent: child succeeded; 0 of the objects left, 0 named");
+  assert_segment_gone(name);
+}
+
+IPX_TEST(managed_mutex) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "mutex");
+  int st = run("managed_mutex", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "child: added 10000");
+  ASSERT_SAYS(out, "parent: added 10000");
+  ASSERT_SAYS(out, "parent: counter is 20000 (expected 20000)");
+  assert_segment_gone(name);
+}
+
+IPX_TEST(managed_sort) {
+  char name[128], out[8192];
+  ipx_test_name(name, sizeof name, "sort");
+  int st = run("managed_sort", name, out, sizeof out);
+  ASSERT_EXIT(st, 0);
+  ASSERT_SAYS(out, "parent: \"MyVector\" holds 0 1 2 ... 99");
+  ASSERT_SAYS(out, "child: sorted 100 ints in reverse");
+  ASSERT_SAYS(out, "parent: now 99 98 97 ... 0: sorted in reverse");
+  assert_segment_gone(name);
+}

@@ -183,6 +183,10 @@ static void *thread_worker(void *p) {
 }
 
 IPX_TEST(threads_with_own_handles_exclude_each_other) {
+  /* valgrind 3.19 does not know F_OFD_SETLKW may block: it runs the call
+   * holding its one big lock, so the holder thread never gets to unlock. */
+  if (ipx_test_under_valgrind())
+    IPX_SKIP("valgrind serialises threads across a blocking F_OFD_SETLKW");
   char path[512];
   make_file(path, sizeof path);
   long counter = 0;

@@ -565,7 +565,16 @@ struct crash_ctx {
   struct shared_arena *a;
   struct entry *table;
   uint64_t table_off;
+  int *ready; /* shared: the child is inside its loop */
 };
+
+/* Wait until the child is at work (a slow start under a sanitizer must not
+ * eat the whole delay), then let it run for 0..2 ms. */
+static void let_it_run(int *ready) {
+  for (int i = 0; i < 200000 && !__atomic_load_n(ready, __ATOMIC_ACQUIRE); i++)
+    usleep(50);
+  usleep((useconds_t)(ipx_test_rand() % 2000));
+}
 
 /* Pattern: the seed's 8 bytes, then its low byte repeated; any prefix of
  * a stamped block is the stamp of that length.  Cheap to write, so the
@@ -596,6 +605,7 @@ static void crash_child(void *p) {
   /* Hold the lock across many operations so the kill lands with it held,
    * mostly inside the allocator. */
   lock_arena(a);
+  __atomic_store_n(cx->ready, 1, __ATOMIC_RELEASE);
   for (unsigned long op = 0;; op++) {
     struct entry *e = &cx->table[ipx_test_rand() % ENTRIES];
     if (e->state == T_EMPTY) {
@@ -661,17 +671,17 @@ static int is_live(unsigned char *b, uint64_t off) {
 IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
   struct shared_arena a = shared_new(8u << 20);
   unsigned char *b = a.base;
-  struct crash_ctx cx = {&a, NULL, 0};
+  struct crash_ctx cx = {&a, NULL, 0, ipx_test_shared_alloc(sizeof(int))};
   IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, ENTRIES * sizeof(struct entry),
                                 &cx.table_off));
   cx.table = (struct entry *)(void *)(b + cx.table_off);
   memset(cx.table, 0, ENTRIES * sizeof(struct entry));
-  long iters = ipx_test_scale(400, 20);
+  long iters = ipx_test_scale(400, 60);
   long repaired = 0, orphans_freed = 0, realloc_resolved = 0;
   for (long it = 0; it < iters; it++) {
+    *cx.ready = 0;
     pid_t pid = ipx_test_fork(crash_child, &cx);
-    /* 0..3 ms: forking takes a part of it, so some kills land early. */
-    usleep((useconds_t)(ipx_test_rand() % 3000));
+    let_it_run(cx.ready);
     kill(pid, SIGKILL);
     int st = ipx_test_wait(pid, 10000);
     IPX_ASSERT(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
@@ -768,6 +778,7 @@ IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
                "reallocs resolved, %ld orphaned blocks freed",
                iters, repaired, realloc_resolved, orphans_freed);
   IPX_ASSERT_GT(repaired, 0);
+  ipx_test_shared_free(cx.ready, sizeof(int));
   ipx_test_shared_free(a.base, a.size);
 }
 

@@ -13,6 +13,7 @@
 
 #include "ipx/ipx.h"
 #include "ipx_test.h"
+#include "heap/heap.h"
 #include "segment/segment_internal.h"
 
 #define KiB 1024u
@@ -43,8 +44,22 @@ static void file_in_tmp(char *buf, size_t len, const char *tag) {
   snprintf(buf, len, "%s/%s.seg", ipx_test_tmpdir(), tag);
 }
 
+/* Scratch bytes inside the heap: the interior of the free block a fresh
+ * segment's heap consists of, past its header and list links, which the
+ * allocator never touches while nothing is allocated there. */
+static uint64_t heap_at_off(void) {
+  return IPX_SEGMENT_HEADER_SIZE + ipx__heap_ctl_size() + 64;
+}
 static unsigned char *heap_at(ipx_segment_t *s) {
-  return (unsigned char *)ipx_segment_base(s) + IPX_SEGMENT_HEADER_SIZE;
+  return (unsigned char *)ipx_segment_base(s) + heap_at_off();
+}
+
+/* Free memory of a fresh segment of `total` bytes: the heap less the
+ * allocator's control block and the first block's and end marker's
+ * headers. */
+static uint64_t fresh_free(uint64_t total) {
+  return ((total - IPX_SEGMENT_HEADER_SIZE) & ~UINT64_C(63)) -
+         ipx__heap_ctl_size() - 16;
 }
 
 struct problems {
@@ -85,7 +100,7 @@ IPX_TEST(create_open_close_remove_shm) {
   IPX_ASSERT_EQ(ipx_segment_access(s), IPX_READ_WRITE);
   uint64_t v;
   IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
-  IPX_ASSERT_EQ(v, 256 * KiB - IPX_SEGMENT_HEADER_SIZE);
+  IPX_ASSERT_EQ(v, fresh_free(256 * KiB));
   IPX_ASSERT_OK(ipx_segment_named_count(s, &v));
   IPX_ASSERT_EQ(v, 0);
   IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
@@ -99,7 +114,7 @@ IPX_TEST(create_open_close_remove_shm) {
   heap_at(s)[100] = 77;
   char sz[32], off[32];
   snprintf(sz, sizeof sz, "%u", 256 * KiB);
-  snprintf(off, sizeof off, "%u", IPX_SEGMENT_HEADER_SIZE + 100);
+  snprintf(off, sizeof off, "%llu", (unsigned long long)heap_at_off() + 100);
   IPX_ASSERT_CHILD_OK(ipx_test_spawn("peer_open_only_reads", name, sz, off, "77", NULL));
   /* The object is /dev/shm/ipx.NAME with exactly the default 0600. */
   char path[512];
@@ -606,7 +621,7 @@ static void ro_child(void *arg) {
   x->lock_result = ipx__seg_lock(s);
   uint64_t v;
   IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
-  IPX_ASSERT_EQ(v, 64 * KiB - IPX_SEGMENT_HEADER_SIZE);
+  IPX_ASSERT_EQ(v, fresh_free(64 * KiB));
   set_step(x, 1);
   wait_step(x, 2); /* the parent holds the lock now */
   x->busy_result = ipx_segment_check(s, NULL, NULL);
@@ -733,7 +748,7 @@ IPX_TEST(grow_and_shrink_only_when_nobody_has_it_open) {
   IPX_ASSERT_EQ(heap_at(s)[1000], 9);
   uint64_t v;
   IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
-  IPX_ASSERT_EQ(v, before + 64 * KiB - IPX_SEGMENT_HEADER_SIZE);
+  IPX_ASSERT_EQ(v, fresh_free(before + 64 * KiB));
   IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
   ipx_segment_close(s);
   IPX_ASSERT_ERR(ipx_segment_grow_shm(name, IPX_SEGMENT_MAX_SIZE), IPX_ETOOBIG);
@@ -903,7 +918,7 @@ IPX_TEST(heap_and_buffer_backings) {
   IPX_ASSERT_EQ(ipx_segment_created(s), 1);
   uint64_t v;
   IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
-  IPX_ASSERT_EQ(v, 100 * KiB - IPX_SEGMENT_HEADER_SIZE);
+  IPX_ASSERT_EQ(v, fresh_free(100 * KiB));
   IPX_ASSERT_EQ(heap_at(s)[50 * KiB], 0);
   IPX_ASSERT_OK(ipx__seg_lock(s));
   IPX_ASSERT_OK(ipx__seg_unlock(s));

@@ -6,12 +6,14 @@
 #ifndef IPX_IPX_H
 #define IPX_IPX_H
 
+#include "alloc.h"
 #include "common.h"
 #include "condition.h"
 #include "error.h"
 #include "file_lock.h"
 #include "mutex.h"
 #include "named.h"
+#include "objects.h"
 #include "offset_ptr.h"
 #include "region.h"
 #include "rwlock.h"

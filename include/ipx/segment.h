@@ -57,8 +57,9 @@ typedef struct ipx_segment ipx_segment_t;
 #define IPX_SEGMENT_FORMAT_VERSION 1u
 /* Bytes of the header at the start of every segment; the heap follows. */
 #define IPX_SEGMENT_HEADER_SIZE 4096u
-/* Smallest segment: the header and one page of heap. */
-#define IPX_SEGMENT_MIN_SIZE 8192u
+/* Smallest segment: the header and 28 KiB of heap (the allocator's control
+ * block takes 23 KiB of it). */
+#define IPX_SEGMENT_MIN_SIZE 32768u
 /* Largest segment (64 TiB); larger requests are IPX_ETOOBIG. */
 #define IPX_SEGMENT_MAX_SIZE (UINT64_C(1) << 46)
 /* Largest heap-backed segment (IPX_ETOOBIG beyond). */
@@ -158,8 +159,10 @@ IPX_API ipx_access_t ipx_segment_access(const ipx_segment_t *seg);
 /* 1 if this open created (or formatted) the segment, else 0. */
 IPX_API int ipx_segment_created(const ipx_segment_t *seg);
 
-/* Bytes the allocator could still hand out (the whole heap until an
- * allocator is in the segment).  Errors: IPX_EINVAL, IPX_ECORRUPT, IPX_EBUSY
+/* Free bytes of the segment's heap as the allocator counts them (the sum
+ * of its free blocks with their headers, freed blocks it caches included;
+ * ipx/alloc.h).  Returns exactly to its earlier value once everything
+ * allocated since is freed.  Errors: IPX_EINVAL, IPX_ECORRUPT, IPX_EBUSY
  * (read-only opener: the segment kept changing, or a writer died in it and
  * no writer has repaired it yet).  Thread-safe. */
 IPX_API int ipx_segment_free_memory(ipx_segment_t *seg, uint64_t *out);

@@ -293,7 +293,7 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
   }
   if (b != c->first) {
     uint64_t ps = W(base, b)[0];
-    if (ps < MIN_BLOCK || ps > b - c->first) return -1;
+    if (ps < MIN_BLOCK || ps > b - c->first || (ps & 15u)) return -1;
     uint64_t p = b - ps, pw = W(base, p)[1];
     if ((pw & W_TAG) != tag_of(p) || (pw & W_SIZE) != ps) return -1;
     if ((pw & W_STATE) == ST_FREE) {
@@ -715,6 +715,12 @@ static int validate_ctl(const struct ipx__heap_ctl *c, uint64_t heap_off) {
   if (c->log_n == 0 &&
       c->end != heap_off + (c->heap_size & ~UINT64_C(63)) - HDR)
     return IPX_ECORRUPT;
+  /* Bounded even mid-operation, so that walks never leave the arena (grow
+   * and trim store the size and the end marker in an order that keeps
+   * this true at every instant). */
+  if (c->end < c->first || (c->end & 15u) ||
+      c->end > heap_off + (c->heap_size & ~UINT64_C(63)) - HDR)
+    return IPX_ECORRUPT;
   if (c->log_n > LOG_CAP || (c->flags & F_CORRUPT)) return IPX_ECORRUPT;
   return 0;
 }
@@ -748,6 +754,86 @@ int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size) {
     if (tlsf_release(&t, old_end, size) != 0) return tx_corrupt(&t);
     c->free_bytes += size;
   }
+  tx_commit(&t);
+  return 0;
+}
+
+/* The arena's end marker offset for a heap of heap_size bytes. */
+static inline uint64_t end_for(uint64_t heap_off, uint64_t heap_size) {
+  return heap_off + (heap_size & ~UINT64_C(63)) - HDR;
+}
+
+/* The free block that ends the arena, or 0 when the last block is live (or
+ * the arena is empty).  -1 on a damaged header. */
+static int64_t free_tail(unsigned char *base, const struct ipx__heap_ctl *c,
+                         uint64_t *size) {
+  uint64_t ps = W(base, c->end)[0];
+  if (ps == 0) return 0;
+  if (ps < MIN_BLOCK || ps > c->end - c->first || (ps & 15u)) return -1;
+  uint64_t b = c->end - ps, w = W(base, b)[1];
+  if ((w & W_TAG) != tag_of(b) || (w & W_SIZE) != ps) return -1;
+  if ((w & W_STATE) != ST_FREE) return 0;
+  *size = ps;
+  return (int64_t)b;
+}
+
+/* Where an arena whose last live byte ends at `b` may end: the smallest end
+ * marker offset >= b (and >= the minimum arena's) that a heap size can
+ * give, leaving either no free tail or one of at least MIN_BLOCK bytes. */
+static uint64_t trim_end(uint64_t heap_off, uint64_t b) {
+  uint64_t lo = end_for(heap_off, (ipx__heap_min_size() + 63u) & ~UINT64_C(63));
+  uint64_t e = b > lo ? b : lo;
+  e = ((e + HDR + 63u) & ~UINT64_C(63)) - HDR; /* heap_off is 64-aligned */
+  while (e != b && e - b < MIN_BLOCK) e += 64u;
+  return e;
+}
+
+int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size) {
+  if (!base || !min_size) return IPX_EINVAL;
+  struct ipx__heap_ctl *c = ctl_of(base, heap_off);
+  if (!usable(c)) return IPX_ECORRUPT;
+  struct tx t = {(unsigned char *)base, c, 0};
+  int r = flush_caches(&t);
+  if (r) return r;
+  uint64_t s = 0;
+  int64_t b = free_tail(base, c, &s);
+  if (b < 0) return IPX_ECORRUPT;
+  uint64_t e = trim_end(heap_off, b ? (uint64_t)b : c->end);
+  *min_size = e + HDR - heap_off;
+  return 0;
+}
+
+int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
+  if (!base) return IPX_EINVAL;
+  struct ipx__heap_ctl *c = ctl_of(base, heap_off);
+  if (!usable(c)) return IPX_ECORRUPT;
+  if (new_heap_size > c->heap_size || new_heap_size < ipx__heap_min_size())
+    return IPX_EINVAL;
+  unsigned char *b8 = base;
+  struct tx t = {b8, c, 0};
+  uint64_t new_end = end_for(heap_off, new_heap_size);
+  if (new_end != c->end) {
+    int r = flush_caches(&t);
+    if (r) return r;
+    uint64_t s = 0;
+    int64_t fb = free_tail(b8, c, &s);
+    if (fb < 0) return tx_corrupt(&t);
+    uint64_t b = (uint64_t)fb;
+    if (fb == 0 || new_end < b || (new_end != b && new_end - b < MIN_BLOCK))
+      return IPX_EINVAL; /* live bytes beyond the new end */
+    uint64_t gap = new_end - b;
+    list_remove(&t, b, s);
+    if (gap) {
+      tx_set(&t, &W(b8, b)[1], mkword(b, gap, ST_FREE));
+      list_insert(&t, b, gap);
+      tx_set(&t, &W(b8, new_end)[0], gap);
+    }
+    tx_set(&t, &W(b8, new_end)[1], mkword(new_end, 0, ST_END));
+    /* The end first: the size must never describe less than the end. */
+    tx_set(&t, &c->end, new_end);
+    c->free_bytes -= s - gap;
+  }
+  tx_set(&t, &c->heap_size, new_heap_size);
   tx_commit(&t);
   return 0;
 }

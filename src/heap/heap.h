@@ -150,6 +150,19 @@ int ipx__heap_zero_free_memory(void *base, uint64_t heap_off);
  * ipx__heap_max_size(). */
 int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size);
 
+/* The segment is about to shrink at its end: the smallest heap_size
+ * (a multiple of 64, at least ipx__heap_min_size()) that keeps every live
+ * block, after giving the caches back to the free lists (which this call
+ * does).  O(cached blocks). */
+int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size);
+
+/* The segment shrinks at its end: cut the arena to new_heap_size (rounded
+ * down to 64), taking the bytes from the free block at its end.  IPX_EINVAL
+ * if larger than the current size, below ipx__heap_min_size(), or if live
+ * blocks lie beyond the new end (use ipx__heap_min_arena's figure or more).
+ * Crash-atomic like every other operation. */
+int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size);
+
 /* Repairs the arena after a lock holder died: rolls back an interrupted
  * operation from the undo log and recounts the statistics, verifying every
  * block and free structure on the way.  Returns 0 when nothing needed

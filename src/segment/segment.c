@@ -33,6 +33,7 @@
 #include "os/segment_os.h"
 #include "segment/segment_internal.h"
 #include "segment/segment_priv.h"
+#include "sync/robust.h"
 
 /* ---- format --------------------------------------------------------- */
 
@@ -254,6 +255,14 @@ static int run_repairs(ipx_segment_t *seg) {
   return 0;
 }
 
+/* The calling thread's id, as the robust mutexes cache it (a gettid()
+ * system call per lock and unlock would double the cost of an allocation).
+ * 0 if the thread cannot use robust locks at all. */
+static inline uint32_t self_tid(void) {
+  ipx__robust_self_t *me;
+  return ipx__robust_self(&me) == 0 ? me->tid : 0;
+}
+
 int ipx__seg_lock(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
@@ -261,8 +270,9 @@ int ipx__seg_lock(ipx_segment_t *seg) {
   int dead = r == IPX_EOWNERDEAD;
   if (r && !dead) return r;
   /* The owner field, not the depth, tells the outermost lock apart: a dead
-   * holder's or a damaged count must not leak into ours. */
-  uint32_t me = (uint32_t)gettid();
+   * holder's or a damaged count must not leak into ours.  The lock
+   * succeeded, so the thread's id is cached. */
+  uint32_t me = ipx__robust_tls.tid;
   if (dead || h->lock_owner != me) {
     h->lock_owner = me;
     h->lock_depth = 1;
@@ -285,7 +295,8 @@ int ipx__seg_lock(ipx_segment_t *seg) {
 int ipx__seg_unlock(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
-  if (h->lock_owner != (uint32_t)gettid() || h->lock_depth == 0)
+  uint32_t me = self_tid();
+  if (me == 0 || h->lock_owner != me || h->lock_depth == 0)
     return IPX_ENOTOWNER;
   if (--h->lock_depth == 0) {
     h->lock_owner = 0;
@@ -454,6 +465,20 @@ static int settle_resize(struct ipx_segment *s) {
   return r;
 }
 
+/* Every layer's open check, unless the segment is known corrupt already
+ * (then its lock refuses everyone and check says why). */
+static int layers_open(struct ipx_segment *s) {
+  if (__atomic_load_n(&ipx__seg_hdr(s)->flags, __ATOMIC_ACQUIRE) &
+      IPX__SEG_F_CORRUPT)
+    return 0;
+  for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++)
+    if ((*l)->open) {
+      int r = (*l)->open(s);
+      if (r) return r;
+    }
+  return 0;
+}
+
 /* Open the segment in the object s->fd (OPEN already held shared, so no
  * ipx resize can change the size under us). */
 static int open_fd(struct ipx_segment *s, const ipx_segment_options_t *o) {
@@ -483,6 +508,8 @@ static int open_fd(struct ipx_segment *s, const ipx_segment_options_t *o) {
   }
   s->base = base;
   s->size = size;
+  r = layers_open(s);
+  if (r) return r;
   if (s->access == IPX_READ_WRITE)
     r = boot_fixup(s);
   else if (s->access == IPX_COPY_ON_WRITE)
@@ -635,6 +662,7 @@ int ipx_segment_open_buffer(ipx_segment_t **out, void *buf, size_t size,
     r = ipx__seg_validate(ipx__seg_hdr(s), size, &pending);
     /* A buffer cannot be resized: a recorded resize is damage. */
     if (!r && pending) r = IPX_ECORRUPT;
+    if (!r) r = layers_open(s);
     if (!r && s->access == IPX_READ_WRITE) r = boot_fixup(s);
   }
   if (r) {

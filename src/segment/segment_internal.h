@@ -174,6 +174,12 @@ struct ipx__seg_layer {
    * idempotent: after a crash it runs again with the same arguments, and
    * the layer must recognise work it already did. */
   int (*resize)(ipx_segment_t *seg, uint64_t old_heap, uint64_t new_heap);
+  /* A process opens an existing segment (any access, no lock held, other
+   * processes may be using it): check the layer's fixed fields so that a
+   * damaged layer is IPX_ECORRUPT (or IPX_EVERSION) at open, not a crash
+   * later.  Read only.  Not called for a segment already marked corrupt
+   * (its lock refuses everyone and check reports why). */
+  int (*open)(ipx_segment_t *seg);
 };
 /* NULL-terminated. */
 extern const struct ipx__seg_layer *const ipx__seg_layers[];

@@ -65,6 +65,11 @@ int ipx_test_slow_build(void) {
 #endif
 }
 
+int ipx_test_under_valgrind(void) {
+  const char *pre = getenv("LD_PRELOAD");
+  return pre && strstr(pre, "vgpreload") != NULL;
+}
+
 /* ---- failing ----------------------------------------------------------- */
 void ipx_test_fail(const char *file, int line, const char *fmt, ...) {
   va_list ap;

@@ -185,5 +185,7 @@ void ipx_test_gate_open(ipx_test_gate_t *g); /* in the parent */
 void ipx_test_sleep_ms(long ms);
 /* True when built with a sanitizer or run under valgrind (slower). */
 int ipx_test_slow_build(void);
+/* True when running under valgrind. */
+int ipx_test_under_valgrind(void);
 
 #endif /* IPX_TEST_H */

@@ -1,0 +1,171 @@
+/* bench_alloc: allocation through the public API on a real shared memory
+ * segment (ipx_segment_allocate / ipx_segment_deallocate, each taking the
+ * segment's robust lock), against Boost.Interprocess managed_shared_memory
+ * (bench/boost/boost_alloc.cpp: rbtree_best_fit with its default
+ * mutex_family, one interprocess_mutex lock per op) and glibc malloc.  One
+ * op is one allocate or one deallocate.  Segments are sparse: pages are
+ * touched only as the allocator and the benchmark use them.  Metrics:
+ *   pairs64_mops          1M allocate+free pairs of 64 B, 64 MiB segment
+ *   small_mix_mops        100k live blocks of 16..1024 B, 2M ops, 512 MiB
+ *   large_mix_mops        20k live blocks of 16..64 KiB, 500k ops, 2 GiB
+ *   {small,large}_frag_{live,empty}_pct  largest allocatable block (binary
+ *                         search with real allocations) / free memory, with
+ *                         the working set live and after freeing all
+ *   seglock_pair_ns       (ipx) one segment lock + unlock, uncontended
+ *   glibc_*               the same workloads on malloc/free. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+#include "ipx/ipx.h"
+#include "segment/segment_internal.h"
+
+static uint64_t rng = 88172645463325252ull;
+static inline uint64_t xrand(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static ipx_segment_t *seg;
+static char seg_name[64];
+
+static void seg_open(uint64_t size) {
+  bench_name(seg_name, sizeof seg_name, "alloc");
+  ipx_segment_options_t o;
+  ipx_segment_options_init(&o);
+  o.mode = IPX_CREATE_ONLY;
+  o.size = size;
+  int r = ipx_segment_open_shm(&seg, seg_name, &o);
+  if (r) {
+    fprintf(stderr, "bench_alloc: segment of %llu bytes: %s\n",
+            (unsigned long long)size, ipx_strerror(r));
+    exit(1);
+  }
+}
+
+static void seg_done(void) {
+  ipx_segment_close(seg);
+  ipx_segment_remove_shm(seg_name);
+  seg = NULL;
+}
+
+static inline void *do_alloc(int glibc, size_t n) {
+  if (glibc) return malloc(n);
+  void *p;
+  return ipx_segment_allocate(seg, n, &p) ? NULL : p;
+}
+static inline void do_free(int glibc, void *p) {
+  if (glibc)
+    free(p);
+  else
+    ipx_segment_deallocate(seg, p);
+}
+
+static double pairs64(int glibc) {
+  const long n = 1000000;
+  if (!glibc) seg_open(64u << 20);
+  uint64_t t0 = bench_now_ns();
+  for (long i = 0; i < n; i++) {
+    void *p = do_alloc(glibc, 64);
+    *(volatile char *)p = 1;
+    do_free(glibc, p);
+  }
+  double mops = 2.0 * n / (double)(bench_now_ns() - t0) * 1e3;
+  if (!glibc) seg_done();
+  return mops;
+}
+
+static double lock_pair_ns(void) {
+  const long n = 1000000;
+  seg_open(64u << 10);
+  uint64_t t0 = bench_now_ns();
+  for (long i = 0; i < n; i++) {
+    ipx__seg_lock(seg);
+    ipx__seg_unlock(seg);
+  }
+  double ns = (double)(bench_now_ns() - t0) / (double)n;
+  seg_done();
+  return ns;
+}
+
+static uint64_t largest_allocatable(uint64_t hi) {
+  uint64_t lo = 0;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo + 1) / 2;
+    void *p = do_alloc(0, (size_t)mid);
+    if (p) {
+      do_free(0, p);
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+static double frag_pct(void) {
+  uint64_t fb = 0;
+  ipx_segment_free_memory(seg, &fb);
+  return 100.0 * (double)largest_allocatable(fb) / (double)fb;
+}
+
+struct mix {
+  const char *name;
+  size_t seg, live, min, max;
+  long ops;
+};
+
+static void run_mix(const struct mix *m, int glibc) {
+  if (!glibc) seg_open(m->seg);
+  void **slot = calloc(m->live, sizeof *slot);
+  rng = 88172645463325252ull;
+  size_t span = m->max - m->min + 1;
+  uint64_t t0 = bench_now_ns();
+  long ops = 0;
+  for (size_t i = 0; i < m->live; i++, ops++) {
+    slot[i] = do_alloc(glibc, m->min + (size_t)(xrand() % span));
+    *(volatile uint64_t *)slot[i] = i;
+  }
+  while (ops < m->ops) {
+    size_t i = (size_t)(xrand() % m->live);
+    do_free(glibc, slot[i]);
+    slot[i] = do_alloc(glibc, m->min + (size_t)(xrand() % span));
+    *(volatile uint64_t *)slot[i] = i;
+    ops += 2;
+  }
+  double mops = (double)ops / (double)(bench_now_ns() - t0) * 1e3;
+  char metric[64];
+  snprintf(metric, sizeof metric, "%s%s_mix_mops", glibc ? "glibc_" : "",
+           m->name);
+  bench_report(metric, mops, "Mops/s");
+  if (!glibc) {
+    snprintf(metric, sizeof metric, "%s_frag_live_pct", m->name);
+    bench_report(metric, frag_pct(), "%");
+  }
+  for (size_t i = 0; i < m->live; i++) do_free(glibc, slot[i]);
+  if (!glibc) {
+    snprintf(metric, sizeof metric, "%s_frag_empty_pct", m->name);
+    bench_report(metric, frag_pct(), "%");
+    seg_done();
+  }
+  free(slot);
+}
+
+int main(void) {
+  bench_pin_cpu(0);
+  bench_report("pairs64_mops", pairs64(0), "Mops/s");
+  bench_report("glibc_pairs64_mops", pairs64(1), "Mops/s");
+  bench_report("seglock_pair_ns", lock_pair_ns(), "ns");
+  static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
+                                   2000000};
+  static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
+                                   65536, 500000};
+  run_mix(&small, 0);
+  run_mix(&small, 1);
+  run_mix(&large, 0);
+  run_mix(&large, 1);
+  return 0;
+}
