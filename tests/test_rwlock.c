@@ -573,14 +573,18 @@ static int um_try_ex(ipx_sharable_mutex_t *m) {
   if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
   return r;
 }
-static int um_hold_sh_80ms(ipx_sharable_mutex_t *m) {
+/* A reader that holds its share until told to let go (a fixed hold time
+ * would race with a descheduled test thread on a loaded machine). */
+static int hold_sh_release;
+static int um_hold_sh_until_released(ipx_sharable_mutex_t *m) {
   ipx_upgradable_mutex_t *u = (ipx_upgradable_mutex_t *)m;
   IPX_ASSERT_OK(ipx_upgradable_mutex_lock_sharable(u));
-  ipx_test_sleep_ms(80);
+  while (!__atomic_load_n(&hold_sh_release, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
+  ipx_test_sleep_ms(5);
   return ipx_upgradable_mutex_unlock_sharable(u);
 }
 static void *hold_sh_thread(void *p) {
-  IPX_ASSERT_OK(um_hold_sh_80ms(p));
+  IPX_ASSERT_OK(um_hold_sh_until_released(p));
   return NULL;
 }
 
@@ -609,6 +613,7 @@ IPX_TEST(upgradable_promotion_and_demotion) {
   IPX_ASSERT_ERR(ipx_upgradable_mutex_promote_for(m, 5 * IPX_MSEC), IPX_ETIMEDOUT);
   IPX_ASSERT_ERR(in_other_thread(um_try_upg, as), IPX_EBUSY);
   uint64_t t0 = ipx_now();
+  __atomic_store_n(&hold_sh_release, 1, __ATOMIC_SEQ_CST);
   IPX_ASSERT_OK(ipx_upgradable_mutex_promote_until(m, ipx_deadline_after(10 * IPX_SEC)));
   IPX_ASSERT_GE(ipx_now() - t0, IPX_MSEC);
   pthread_join(th, NULL);
