@@ -8,7 +8,11 @@
  *   bench: rwlock_4r1w_writes             k exclusive sections per second
  *   bench: named_sharable_mutex_exclusive ns per lock + unlock of a named
  *                                         sharable mutex (Boost:
- *                                         named_sharable_mutex) */
+ *                                         named_sharable_mutex)
+ *   bench: named_mutex_lock_unlock        ns per lock + unlock of a named
+ *                                         mutex (Boost: named_mutex)
+ *   bench: named_semaphore_post_wait      ns per post + wait of a named
+ *                                         semaphore (Boost: named_semaphore) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,5 +132,36 @@ int main(void) {
   ipx_named_close(n);
   ipx_named_remove(name);
   bench_report("named_sharable_mutex_exclusive", bench_median(nv, reps), "ns");
+
+  bench_name(name, sizeof name, "nmx");
+  check(ipx_named_mutex_open(&n, name, IPX_CREATE_ONLY, 0), "named mutex");
+  ipx_mutex_t *mx = ipx_named_mutex(n);
+  for (int i = 0; i < reps; i++) {
+    uint64_t t0 = bench_now_ns();
+    for (long k = 0; k < 2000000; k++) {
+      ipx_mutex_lock(mx);
+      ipx_mutex_unlock(mx);
+    }
+    nv[i] = (double)(bench_now_ns() - t0) / 2e6;
+  }
+  ipx_named_close(n);
+  ipx_named_remove(name);
+  bench_report("named_mutex_lock_unlock", bench_median(nv, reps), "ns");
+
+  bench_name(name, sizeof name, "nsem");
+  check(ipx_named_semaphore_open(&n, name, IPX_CREATE_ONLY, 0, 0),
+        "named semaphore");
+  ipx_semaphore_t *sem = ipx_named_semaphore(n);
+  for (int i = 0; i < reps; i++) {
+    uint64_t t0 = bench_now_ns();
+    for (long k = 0; k < 2000000; k++) {
+      ipx_semaphore_post(sem);
+      ipx_semaphore_wait(sem);
+    }
+    nv[i] = (double)(bench_now_ns() - t0) / 2e6;
+  }
+  ipx_named_close(n);
+  ipx_named_remove(name);
+  bench_report("named_semaphore_post_wait", bench_median(nv, reps), "ns");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ipx/ipx.h"
@@ -266,15 +267,55 @@ IPX_TEST(bad_input) {
   IPX_ASSERT_OK(ipx_file_lock_unlock_sharable(fl));
   IPX_ASSERT_OK(ipx_file_lock_close(fl));
 
-  /* A file we may only read: sharable works, exclusive is refused.  (root
-   * opens anything read-write, so this part needs an unprivileged user.) */
-  IPX_ASSERT_OK(chmod(path, 0400));
-  fl = open_lock(path);
-  if (geteuid() != 0) {
-    IPX_ASSERT_ERR(ipx_file_lock_lock(fl), IPX_EREADONLY);
-    IPX_ASSERT_ERR(ipx_file_lock_try_lock(fl), IPX_EREADONLY);
+}
+
+/* Exclusive locking needs a handle opened read-write; a file the caller
+ * may only read gives a read-only handle: sharable works (and excludes
+ * writers elsewhere), exclusive is refused in every form. */
+struct ro {
+  char path[512];
+  int held, release;
+};
+
+static void read_only_handle(void *p) {
+  struct ro *ro = p;
+  if (geteuid() == 0) {
+    /* root opens anything read-write: become nobody first. */
+    IPX_ASSERT_OK(setgid(65534));
+    IPX_ASSERT_OK(setuid(65534));
   }
+  ipx_file_lock_t *fl = open_lock(ro->path);
+  IPX_ASSERT_ERR(ipx_file_lock_lock(fl), IPX_EREADONLY);
+  IPX_ASSERT_ERR(ipx_file_lock_try_lock(fl), IPX_EREADONLY);
+  IPX_ASSERT_ERR(ipx_file_lock_lock_for(fl, IPX_MSEC), IPX_EREADONLY);
+  IPX_ASSERT_ERR(ipx_file_lock_lock_until(fl, ipx_now() + IPX_MSEC), IPX_EREADONLY);
+  IPX_ASSERT_ERR(ipx_file_lock_unlock(fl), IPX_ENOTOWNER);
   IPX_ASSERT_OK(ipx_file_lock_lock_sharable(fl));
+  IPX_ASSERT_ERR(ipx_file_lock_lock(fl), IPX_EDEADLK);
+  __atomic_store_n(&ro->held, 1, __ATOMIC_SEQ_CST);
+  while (!__atomic_load_n(&ro->release, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
   IPX_ASSERT_OK(ipx_file_lock_unlock_sharable(fl));
+  IPX_ASSERT_OK(ipx_file_lock_close(fl));
+}
+
+IPX_TEST(exclusive_lock_on_read_only_file_is_ereadonly) {
+  struct ro *ro = ipx_test_shared_alloc(sizeof *ro);
+  make_file(ro->path, sizeof ro->path);
+  IPX_ASSERT_OK(chmod(ro->path, 0444));
+  /* Let the unprivileged child reach the file (mkdtemp made it 0700). */
+  IPX_ASSERT_OK(chmod(ipx_test_tmpdir(), 0711));
+  pid_t c = ipx_test_fork(read_only_handle, ro);
+  while (!__atomic_load_n(&ro->held, __ATOMIC_SEQ_CST)) {
+    IPX_ASSERT_EQ(waitpid(c, NULL, WNOHANG), 0);
+    ipx_test_sleep_ms(1);
+  }
+  ipx_file_lock_t *fl = open_lock(ro->path);
+  IPX_ASSERT_ERR(ipx_file_lock_try_lock(fl), IPX_EBUSY);
+  IPX_ASSERT_OK(ipx_file_lock_try_lock_sharable(fl));
+  IPX_ASSERT_OK(ipx_file_lock_unlock_sharable(fl));
+  __atomic_store_n(&ro->release, 1, __ATOMIC_SEQ_CST);
+  IPX_ASSERT_CHILD_OK(c);
+  IPX_ASSERT_OK(ipx_file_lock_try_lock(fl));
+  IPX_ASSERT_OK(ipx_file_lock_unlock(fl));
   IPX_ASSERT_OK(ipx_file_lock_close(fl));
 }

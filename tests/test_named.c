@@ -2,7 +2,9 @@
  * killed mid-creation, a holder killed, bad input. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -240,4 +242,107 @@ IPX_TEST(killed_holder_of_named_lock_gives_eownerdead) {
   IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(m));
   IPX_ASSERT_OK(ipx_named_close(n));
   IPX_ASSERT_OK(ipx_named_remove(c->name));
+}
+
+/* ---- readers and writers in exec'd peers (each maps the lock elsewhere) -- */
+#define NF 8
+typedef struct rwdata {
+  long rec[NF];
+  long writes, reads, bad_reads;
+  int hold_ready;
+} rwdata_t;
+
+static rwdata_t *map_data(const char *name, ipx_shm_t **s, ipx_region_t **r,
+                          int create) {
+  IPX_ASSERT_OK(ipx_shm_open(s, name, create ? IPX_CREATE_ONLY : IPX_OPEN_ONLY,
+                             IPX_READ_WRITE, 0));
+  if (create) IPX_ASSERT_OK(ipx_shm_resize(*s, 4096, IPX_SHM_RESERVE));
+  IPX_ASSERT_OK(ipx_region_map_shm(r, *s, IPX_READ_WRITE, NULL));
+  return ipx_region_address(*r);
+}
+
+/* argv: role (r reader, w writer, h reader that holds its share until
+ * killed) lock data iterations */
+IPX_TEST_PEER(rw_peer) {
+  if (argc < 5) return 2;
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&n, argv[2], IPX_OPEN_ONLY, 0));
+  ipx_sharable_mutex_t *m = ipx_named_sharable_mutex(n);
+  ipx_shm_t *s;
+  ipx_region_t *r;
+  rwdata_t *d = map_data(argv[3], &s, &r, 0);
+  long iters = atol(argv[4]);
+  char role = argv[1][0];
+  if (role == 'h') {
+    IPX_ASSERT_OK(ipx_sharable_mutex_lock_sharable(m));
+    __atomic_store_n(&d->hold_ready, 1, __ATOMIC_SEQ_CST);
+    for (;;) pause();
+  }
+  for (long i = 0; i < iters; i++) {
+    if (role == 'w') {
+      IPX_ASSERT_OK(ipx_sharable_mutex_lock_for(m, 20 * IPX_SEC));
+      long v = d->rec[0];
+      for (int f = 0; f < NF; f++) {
+        d->rec[f] = v + 1;
+        if (f == NF / 2 && i % 8 == 0) sched_yield();
+      }
+      d->writes++;
+      IPX_ASSERT_OK(ipx_sharable_mutex_unlock(m));
+    } else {
+      IPX_ASSERT_OK(ipx_sharable_mutex_lock_sharable_for(m, 20 * IPX_SEC));
+      long v = d->rec[0];
+      if (i % 16 == 0) sched_yield();
+      for (int f = 1; f < NF; f++)
+        if (d->rec[f] != v) __atomic_fetch_add(&d->bad_reads, 1, __ATOMIC_SEQ_CST);
+      __atomic_fetch_add(&d->reads, 1, __ATOMIC_SEQ_CST);
+      IPX_ASSERT_OK(ipx_sharable_mutex_unlock_sharable(m));
+    }
+  }
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_region_unmap(r));
+  IPX_ASSERT_OK(ipx_shm_close(s));
+  return 0;
+}
+
+IPX_TEST(readers_and_writers_between_exec_peers_survive_a_killed_reader) {
+  char ln[200], dn[200];
+  ipx_test_name(ln, sizeof ln, "rwl");
+  ipx_test_name(dn, sizeof dn, "rwd");
+  ipx_named_t *n = NULL;
+  IPX_ASSERT_OK(ipx_named_sharable_mutex_open(&n, ln, IPX_CREATE_ONLY, 0));
+  ipx_shm_t *s;
+  ipx_region_t *r;
+  rwdata_t *d = map_data(dn, &s, &r, 1);
+  long iters = ipx_test_scale(3000, 100);
+  char its[32];
+  snprintf(its, sizeof its, "%ld", iters);
+  /* A reader that will be killed holding its share. */
+  pid_t h = ipx_test_spawn("rw_peer", "h", ln, dn, its, NULL);
+  uint64_t end = ipx_deadline_after(20 * IPX_SEC);
+  while (!__atomic_load_n(&d->hold_ready, __ATOMIC_SEQ_CST)) {
+    if (ipx_now() > end) IPX_FAIL("holder never took its share");
+    ipx_test_sleep_ms(1);
+  }
+  pid_t p[5];
+  for (int i = 0; i < 3; i++) p[i] = ipx_test_spawn("rw_peer", "r", ln, dn, its, NULL);
+  for (int i = 3; i < 5; i++) p[i] = ipx_test_spawn("rw_peer", "w", ln, dn, its, NULL);
+  /* The writers cannot finish before the dead reader's share is
+   * reclaimed. */
+  ipx_test_sleep_ms(20);
+  IPX_ASSERT_EQ(d->writes, 0);
+  kill(h, SIGKILL);
+  IPX_ASSERT_CHILD_SIGNALED(h, SIGKILL);
+  for (int i = 0; i < 5; i++) IPX_ASSERT_CHILD_OK(p[i]);
+  IPX_ASSERT_EQ(d->bad_reads, 0);
+  IPX_ASSERT_EQ(d->writes, 2 * iters);
+  IPX_ASSERT_EQ(d->reads, 3 * iters);
+  for (int f = 0; f < NF; f++) IPX_ASSERT_EQ(d->rec[f], 2 * iters);
+  /* Nothing is left held. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_try_lock(ipx_named_sharable_mutex(n)));
+  IPX_ASSERT_OK(ipx_sharable_mutex_unlock(ipx_named_sharable_mutex(n)));
+  IPX_ASSERT_OK(ipx_named_close(n));
+  IPX_ASSERT_OK(ipx_region_unmap(r));
+  IPX_ASSERT_OK(ipx_shm_close(s));
+  IPX_ASSERT_OK(ipx_named_remove(ln));
+  IPX_ASSERT_OK(ipx_shm_remove(dn));
 }

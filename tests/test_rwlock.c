@@ -137,6 +137,84 @@ IPX_TEST(timeouts) {
   IPX_ASSERT_OK(ipx_sharable_mutex_unlock_sharable(m));
 }
 
+/* The upgradable mutex's timed forms, against each mode held by another
+ * thread: what coexists gets in before its deadline, what conflicts times
+ * out, and a timed-out attempt leaves no claim behind. */
+static ipx_upgradable_mutex_t *UM(ipx_sharable_mutex_t *m) {
+  return (ipx_upgradable_mutex_t *)(void *)m;
+}
+static int um_ex_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(UM(m)));
+  return r;
+}
+static int um_ex_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(UM(m)));
+  return r;
+}
+static int um_sh_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_sharable_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(UM(m)));
+  return r;
+}
+static int um_sh_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_sharable_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(UM(m)));
+  return r;
+}
+static int um_upg_for(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_upgradable_for(UM(m), 20 * IPX_MSEC);
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(UM(m)));
+  return r;
+}
+static int um_upg_until(ipx_sharable_mutex_t *m) {
+  int r = ipx_upgradable_mutex_lock_upgradable_until(UM(m), ipx_deadline_after(20 * IPX_MSEC));
+  if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(UM(m)));
+  return r;
+}
+
+IPX_TEST(upgradable_timed_forms) {
+  struct shared *sh = new_shared();
+  ipx_upgradable_mutex_t *u = &sh->um;
+  ipx_sharable_mutex_t *m = (ipx_sharable_mutex_t *)(void *)u;
+  /* Nothing held: everything gets in. */
+  IPX_ASSERT_OK(in_other_thread(um_ex_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_ex_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_until, m));
+  /* A reader: readers and an upgradable holder coexist, a writer waits. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock_sharable(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_ex_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_upg_until, m));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_sharable(u));
+  /* An upgradable holder: readers enter, writers and upgraders wait. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock_upgradable(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_ex_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(in_other_thread(um_sh_for, m));
+  IPX_ASSERT_OK(in_other_thread(um_sh_until, m));
+  IPX_ASSERT_ERR(in_other_thread(um_upg_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_upg_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock_upgradable(u));
+  /* A writer: everything waits. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_lock(u));
+  IPX_ASSERT_ERR(in_other_thread(um_ex_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_sh_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_sh_until, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_ERR(in_other_thread(um_upg_for, m), IPX_ETIMEDOUT);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
+  /* The timed-out attempts left no claim: all free again. */
+  IPX_ASSERT_OK(ipx_upgradable_mutex_try_lock(u));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
+}
+
 /* ---- readers and writers in several processes ------------------------- */
 struct rw_arg {
   struct shared *sh;
@@ -495,14 +573,18 @@ static int um_try_ex(ipx_sharable_mutex_t *m) {
   if (r == 0) IPX_ASSERT_OK(ipx_upgradable_mutex_unlock(u));
   return r;
 }
-static int um_hold_sh_80ms(ipx_sharable_mutex_t *m) {
+/* A reader that holds its share until told to let go (a fixed hold time
+ * would race with a descheduled test thread on a loaded machine). */
+static int hold_sh_release;
+static int um_hold_sh_until_released(ipx_sharable_mutex_t *m) {
   ipx_upgradable_mutex_t *u = (ipx_upgradable_mutex_t *)m;
   IPX_ASSERT_OK(ipx_upgradable_mutex_lock_sharable(u));
-  ipx_test_sleep_ms(80);
+  while (!__atomic_load_n(&hold_sh_release, __ATOMIC_SEQ_CST)) ipx_test_sleep_ms(1);
+  ipx_test_sleep_ms(5);
   return ipx_upgradable_mutex_unlock_sharable(u);
 }
 static void *hold_sh_thread(void *p) {
-  IPX_ASSERT_OK(um_hold_sh_80ms(p));
+  IPX_ASSERT_OK(um_hold_sh_until_released(p));
   return NULL;
 }
 
@@ -531,6 +613,7 @@ IPX_TEST(upgradable_promotion_and_demotion) {
   IPX_ASSERT_ERR(ipx_upgradable_mutex_promote_for(m, 5 * IPX_MSEC), IPX_ETIMEDOUT);
   IPX_ASSERT_ERR(in_other_thread(um_try_upg, as), IPX_EBUSY);
   uint64_t t0 = ipx_now();
+  __atomic_store_n(&hold_sh_release, 1, __ATOMIC_SEQ_CST);
   IPX_ASSERT_OK(ipx_upgradable_mutex_promote_until(m, ipx_deadline_after(10 * IPX_SEC)));
   IPX_ASSERT_GE(ipx_now() - t0, IPX_MSEC);
   pthread_join(th, NULL);

@@ -1,6 +1,8 @@
 // Boost side of bench/bench_rwlock.c: the same work with Boost 1.74's
 // interprocess_sharable_mutex (same metric names).
 #include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
+#include <boost/interprocess/sync/named_mutex.hpp>
+#include <boost/interprocess/sync/named_semaphore.hpp>
 #include <boost/interprocess/sync/named_sharable_mutex.hpp>
 #include <string>
 #include <cstdio>
@@ -132,5 +134,37 @@ int main() {
   }
   boost::interprocess::named_sharable_mutex::remove(name.c_str());
   report("named_sharable_mutex_exclusive", median(nv, reps), "ns");
+
+  name = "b" + std::to_string(getpid()) + ".nmx";
+  {
+    boost::interprocess::named_mutex nm(boost::interprocess::create_only,
+                                        name.c_str());
+    for (int i = 0; i < reps; i++) {
+      uint64_t t0 = now_ns();
+      for (long k = 0; k < 2000000; k++) {
+        nm.lock();
+        nm.unlock();
+      }
+      nv[i] = (double)(now_ns() - t0) / 2e6;
+    }
+  }
+  boost::interprocess::named_mutex::remove(name.c_str());
+  report("named_mutex_lock_unlock", median(nv, reps), "ns");
+
+  name = "b" + std::to_string(getpid()) + ".nsem";
+  {
+    boost::interprocess::named_semaphore ns(boost::interprocess::create_only,
+                                            name.c_str(), 0);
+    for (int i = 0; i < reps; i++) {
+      uint64_t t0 = now_ns();
+      for (long k = 0; k < 2000000; k++) {
+        ns.post();
+        ns.wait();
+      }
+      nv[i] = (double)(now_ns() - t0) / 2e6;
+    }
+  }
+  boost::interprocess::named_semaphore::remove(name.c_str());
+  report("named_semaphore_post_wait", median(nv, reps), "ns");
   return 0;
 }

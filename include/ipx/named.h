@@ -1,5 +1,6 @@
-/* ipx/named.h - named synchronization objects (Boost: named_sharable_mutex,
- * named_upgradable_mutex).
+/* ipx/named.h - named synchronization objects (Boost: named_mutex,
+ * named_recursive_mutex, named_condition, named_semaphore,
+ * named_sharable_mutex, named_upgradable_mutex).
  *
  * A named object is an ipx shared memory object (see ipx/shm.h: user name
  * `n` is /dev/shm/ipx.n) holding a 64-byte header (magic, version, kind,
@@ -8,9 +9,20 @@
  * hangs the others (Boost's named_mutex on Linux is a POSIX semaphore: a
  * dead holder hangs everyone).
  *
- * Kinds available now: sharable mutex and upgradable mutex.  (Named mutex,
- * recursive mutex, condition and semaphore come with the synchronization
- * module; kind numbers 1..4 are reserved for them.)
+ * Each kind has an open call and an accessor that hands out the object
+ * inside for the anonymous calls (ipx/mutex.h, condition.h, semaphore.h,
+ * rwlock.h), so a named object is locked, waited on and repaired exactly
+ * like one placed in shared memory by hand:
+ *
+ *   ipx_named_t *nm, *nc;
+ *   ipx_named_mutex_open(&nm, "jobs.lock", IPX_OPEN_OR_CREATE, 0600);
+ *   ipx_named_condition_open(&nc, "jobs.cond", IPX_OPEN_OR_CREATE, 0600);
+ *   int r = ipx_mutex_lock(ipx_named_mutex(nm));
+ *   if (r == IPX_EOWNERDEAD) { repair(); ipx_mutex_consistent(...); }
+ *   while (!ready) ipx_condition_wait(ipx_named_condition(nc),
+ *                                     ipx_named_mutex(nm));
+ *
+ * A named condition works with any ipx_mutex_t, a named mutex included.
  *
  * Creation is race-free and crash-safe: whoever creates or opens the object
  * holds an open-file-description write lock on it while it checks the
@@ -31,26 +43,50 @@
 #define IPX_NAMED_H
 
 #include "common.h"
+#include "condition.h"
+#include "mutex.h"
 #include "rwlock.h"
+#include "semaphore.h"
 
 IPX_EXTERN_C_BEGIN
 
 typedef struct ipx_named ipx_named_t;
 
+/* The kind numbers are stored in the object's header (docs/FORMAT.md). */
 typedef enum ipx_named_kind {
+  IPX_NAMED_MUTEX = 1,
+  IPX_NAMED_RECURSIVE_MUTEX = 2,
+  IPX_NAMED_CONDITION = 3,
+  IPX_NAMED_SEMAPHORE = 4,
   IPX_NAMED_SHARABLE_MUTEX = 5,
   IPX_NAMED_UPGRADABLE_MUTEX = 6
 } ipx_named_kind_t;
 
-/* Open the named sharable (upgradable) mutex `name` with `mode`; a created
+/* Open the named object `name` of the call's kind with `mode`; a created
  * object gets exactly the permissions `perm` (0 = IPX_DEFAULT_PERM, 0600).
- * Errors: IPX_EINVAL (NULL out, bad mode, perm beyond 0777), IPX_EBADNAME,
+ * On failure *out is NULL.
+ * Errors: IPX_EINVAL (NULL out, bad mode, perm beyond 0777; for the
+ * semaphore `initial` above IPX_SEMAPHORE_VALUE_MAX), IPX_EBADNAME,
  * IPX_EEXIST (create only, a ready object exists), IPX_ENOTFOUND (open
  * only: no object, or one whose creator died before finishing),
  * IPX_EWRONGKIND (the name holds another kind of named object, or a shared
  * memory object that is not a named object), IPX_EVERSION (another format
  * version), IPX_ECORRUPT (header inconsistent), -EACCES, -EMFILE, -ENOSPC...
  * Thread-safe. */
+IPX_API int ipx_named_mutex_open(ipx_named_t **out, const char *name,
+                                 ipx_open_mode_t mode, unsigned perm);
+IPX_API int ipx_named_recursive_mutex_open(ipx_named_t **out,
+                                           const char *name,
+                                           ipx_open_mode_t mode,
+                                           unsigned perm);
+IPX_API int ipx_named_condition_open(ipx_named_t **out, const char *name,
+                                     ipx_open_mode_t mode, unsigned perm);
+/* `initial` is the semaphore's value when this call creates it (as
+ * ipx_semaphore_init); an existing semaphore keeps its value.  It is
+ * validated in every mode. */
+IPX_API int ipx_named_semaphore_open(ipx_named_t **out, const char *name,
+                                     ipx_open_mode_t mode, unsigned perm,
+                                     unsigned initial);
 IPX_API int ipx_named_sharable_mutex_open(ipx_named_t **out, const char *name,
                                           ipx_open_mode_t mode, unsigned perm);
 IPX_API int ipx_named_upgradable_mutex_open(ipx_named_t **out,
@@ -58,8 +94,15 @@ IPX_API int ipx_named_upgradable_mutex_open(ipx_named_t **out,
                                             ipx_open_mode_t mode,
                                             unsigned perm);
 
-/* The lock inside, for the ipx_sharable_mutex_* / ipx_upgradable_mutex_*
- * calls; NULL if `n` is NULL or of another kind.  Thread-safe. */
+/* The object inside, for the ipx_mutex_*, ipx_recursive_mutex_*,
+ * ipx_condition_*, ipx_semaphore_*, ipx_sharable_mutex_* and
+ * ipx_upgradable_mutex_* calls; NULL if `n` is NULL or of another kind.
+ * Valid until ipx_named_close(n).  Thread-safe. */
+IPX_API ipx_mutex_t *ipx_named_mutex(const ipx_named_t *n);
+IPX_API ipx_recursive_mutex_t *ipx_named_recursive_mutex(
+    const ipx_named_t *n);
+IPX_API ipx_condition_t *ipx_named_condition(const ipx_named_t *n);
+IPX_API ipx_semaphore_t *ipx_named_semaphore(const ipx_named_t *n);
 IPX_API ipx_sharable_mutex_t *ipx_named_sharable_mutex(const ipx_named_t *n);
 IPX_API ipx_upgradable_mutex_t *ipx_named_upgradable_mutex(
     const ipx_named_t *n);

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ipx/condition.h"
 #include "ipx/error.h"
+#include "ipx/mutex.h"
 #include "ipx/region.h"
+#include "ipx/semaphore.h"
 #include "ipx/shm.h"
 #include "os/ofd.h"
 
@@ -35,18 +38,33 @@ struct ipx_named {
 };
 
 static uint32_t object_size(ipx_named_kind_t kind) {
-  return kind == IPX_NAMED_SHARABLE_MUTEX ? sizeof(ipx_sharable_mutex_t)
-                                          : sizeof(ipx_upgradable_mutex_t);
+  switch (kind) {
+    case IPX_NAMED_MUTEX: return sizeof(ipx_mutex_t);
+    case IPX_NAMED_RECURSIVE_MUTEX: return sizeof(ipx_recursive_mutex_t);
+    case IPX_NAMED_CONDITION: return sizeof(ipx_condition_t);
+    case IPX_NAMED_SEMAPHORE: return sizeof(ipx_semaphore_t);
+    case IPX_NAMED_SHARABLE_MUTEX: return sizeof(ipx_sharable_mutex_t);
+    case IPX_NAMED_UPGRADABLE_MUTEX: return sizeof(ipx_upgradable_mutex_t);
+  }
+  return 0;
 }
 
-static int init_object(ipx_named_kind_t kind, void *obj) {
-  return kind == IPX_NAMED_SHARABLE_MUTEX ? ipx_sharable_mutex_init(obj)
-                                          : ipx_upgradable_mutex_init(obj);
+static int init_object(ipx_named_kind_t kind, void *obj, unsigned initial) {
+  switch (kind) {
+    case IPX_NAMED_MUTEX: return ipx_mutex_init(obj);
+    case IPX_NAMED_RECURSIVE_MUTEX: return ipx_recursive_mutex_init(obj);
+    case IPX_NAMED_CONDITION: return ipx_condition_init(obj);
+    case IPX_NAMED_SEMAPHORE: return ipx_semaphore_init(obj, initial);
+    case IPX_NAMED_SHARABLE_MUTEX: return ipx_sharable_mutex_init(obj);
+    case IPX_NAMED_UPGRADABLE_MUTEX: return ipx_upgradable_mutex_init(obj);
+  }
+  return IPX_EINVAL;
 }
 
 /* With the creation lock held: adopt a ready object or build one.  The
  * handle's region is set on success. */
-static int settle_object(ipx_named_t *n, ipx_open_mode_t mode) {
+static int settle_object(ipx_named_t *n, ipx_open_mode_t mode,
+                         unsigned initial) {
   uint64_t need = NAMED_HEADER + object_size(n->kind), size = 0;
   int r = ipx_shm_size(n->shm, &size);
   if (r != 0) return r;
@@ -90,21 +108,22 @@ static int settle_object(ipx_named_t *n, ipx_open_mode_t mode) {
   h->kind = (uint16_t)n->kind;
   h->object_size = object_size(n->kind);
   n->object = (char *)h + NAMED_HEADER;
-  if ((r = init_object(n->kind, n->object)) != 0) return r;
+  if ((r = init_object(n->kind, n->object, initial)) != 0) return r;
   __atomic_store_n(&h->ready, NAMED_READY, __ATOMIC_RELEASE);
   n->created = 1;
   return 0;
 }
 
 static int named_open(ipx_named_t **out, ipx_named_kind_t kind,
-                      const char *name, ipx_open_mode_t mode, unsigned perm) {
+                      const char *name, ipx_open_mode_t mode, unsigned perm,
+                      unsigned initial) {
   if (!out) return IPX_EINVAL;
   *out = NULL;
   int r = ipx_name_check(name);
   if (r != 0) return r;
   if ((mode != IPX_CREATE_ONLY && mode != IPX_OPEN_ONLY &&
        mode != IPX_OPEN_OR_CREATE) ||
-      (perm & ~0777u))
+      (perm & ~0777u) || initial > IPX_SEMAPHORE_VALUE_MAX)
     return IPX_EINVAL;
   ipx_named_t *n = calloc(1, sizeof *n);
   if (!n) return -ENOMEM;
@@ -118,7 +137,7 @@ static int named_open(ipx_named_t **out, ipx_named_kind_t kind,
     int fd = ipx_shm_fd(n->shm);
     r = ipx__ofd_lock(fd, IPX__OFD_WRITE, 0, 0, 1);
     if (r == 0) {
-      r = settle_object(n, mode);
+      r = settle_object(n, mode, initial);
       (void)ipx__ofd_lock(fd, IPX__OFD_UNLOCK, 0, 0, 0);
     }
   }
@@ -130,20 +149,52 @@ static int named_open(ipx_named_t **out, ipx_named_kind_t kind,
   return 0;
 }
 
+int ipx_named_mutex_open(ipx_named_t **out, const char *name,
+                         ipx_open_mode_t mode, unsigned perm) {
+  return named_open(out, IPX_NAMED_MUTEX, name, mode, perm, 0);
+}
+int ipx_named_recursive_mutex_open(ipx_named_t **out, const char *name,
+                                   ipx_open_mode_t mode, unsigned perm) {
+  return named_open(out, IPX_NAMED_RECURSIVE_MUTEX, name, mode, perm, 0);
+}
+int ipx_named_condition_open(ipx_named_t **out, const char *name,
+                             ipx_open_mode_t mode, unsigned perm) {
+  return named_open(out, IPX_NAMED_CONDITION, name, mode, perm, 0);
+}
+int ipx_named_semaphore_open(ipx_named_t **out, const char *name,
+                             ipx_open_mode_t mode, unsigned perm,
+                             unsigned initial) {
+  return named_open(out, IPX_NAMED_SEMAPHORE, name, mode, perm, initial);
+}
 int ipx_named_sharable_mutex_open(ipx_named_t **out, const char *name,
                                   ipx_open_mode_t mode, unsigned perm) {
-  return named_open(out, IPX_NAMED_SHARABLE_MUTEX, name, mode, perm);
+  return named_open(out, IPX_NAMED_SHARABLE_MUTEX, name, mode, perm, 0);
 }
 int ipx_named_upgradable_mutex_open(ipx_named_t **out, const char *name,
                                     ipx_open_mode_t mode, unsigned perm) {
-  return named_open(out, IPX_NAMED_UPGRADABLE_MUTEX, name, mode, perm);
+  return named_open(out, IPX_NAMED_UPGRADABLE_MUTEX, name, mode, perm, 0);
 }
 
+static void *object_of(const ipx_named_t *n, ipx_named_kind_t kind) {
+  return n && n->kind == kind ? n->object : NULL;
+}
+ipx_mutex_t *ipx_named_mutex(const ipx_named_t *n) {
+  return object_of(n, IPX_NAMED_MUTEX);
+}
+ipx_recursive_mutex_t *ipx_named_recursive_mutex(const ipx_named_t *n) {
+  return object_of(n, IPX_NAMED_RECURSIVE_MUTEX);
+}
+ipx_condition_t *ipx_named_condition(const ipx_named_t *n) {
+  return object_of(n, IPX_NAMED_CONDITION);
+}
+ipx_semaphore_t *ipx_named_semaphore(const ipx_named_t *n) {
+  return object_of(n, IPX_NAMED_SEMAPHORE);
+}
 ipx_sharable_mutex_t *ipx_named_sharable_mutex(const ipx_named_t *n) {
-  return n && n->kind == IPX_NAMED_SHARABLE_MUTEX ? n->object : NULL;
+  return object_of(n, IPX_NAMED_SHARABLE_MUTEX);
 }
 ipx_upgradable_mutex_t *ipx_named_upgradable_mutex(const ipx_named_t *n) {
-  return n && n->kind == IPX_NAMED_UPGRADABLE_MUTEX ? n->object : NULL;
+  return object_of(n, IPX_NAMED_UPGRADABLE_MUTEX);
 }
 ipx_named_kind_t ipx_named_kind(const ipx_named_t *n) {
   return n ? n->kind : (ipx_named_kind_t)0;

@@ -130,8 +130,13 @@ static inline void ipx__robust_enqueue(ipx__robust_self_t *s, uint32_t *word) {
   /* first's prev field; for the empty list this is glibc's robust_prev,
    * which sits just before the head for exactly this purpose. */
   *(void **)(((uintptr_t)first & ~(uintptr_t)1) - 8) = entry;
-  *(void **)entry = first;
-  *(void **)(entry - 8) = (void *)h;
+  /* Two separate 8-byte stores, never one 16-byte vector store (GCC's SLP
+   * vectorizer merges them at -O3): the unlock reads each half back with
+   * an 8-byte load, and a load that only partly overlaps a wider store is
+   * not forwarded from it (measured on AMD EPYC: 9.5 ns per uncontended
+   * lock + unlock instead of 4.5 ns). */
+  __atomic_store_n((void **)entry, (void *)first, __ATOMIC_RELAXED);
+  __atomic_store_n((void **)(entry - 8), (void *)h, __ATOMIC_RELAXED);
   IPX__ROBUST_BARRIER();
   h->list.next = (struct robust_list *)entry;
   IPX__ROBUST_BARRIER();
