@@ -81,7 +81,12 @@ static int settle_object(ipx_named_t *n, ipx_open_mode_t mode,
       if (h->kind != n->kind) return IPX_EWRONGKIND;
       if (h->object_size != object_size(n->kind) || size < need)
         return IPX_ECORRUPT;
-      if (mode == IPX_CREATE_ONLY) return IPX_EEXIST;
+      /* Create-only fails on an object that existed before the call; but
+       * when this call published the name itself, a racing open-or-create
+       * may have taken the creation lock first and built the object in
+       * the instant between: it is still the object this call created. */
+      if (mode == IPX_CREATE_ONLY && !ipx_shm_created(n->shm))
+        return IPX_EEXIST;
       n->object = (char *)h + NAMED_HEADER;
       return 0;
     }
