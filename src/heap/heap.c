@@ -187,14 +187,22 @@ static void list_remove(struct tx *t, uint64_t b, uint64_t size) {
   }
 }
 
-static void list_insert(struct tx *t, uint64_t b, uint64_t size) {
+/* fresh: b's link words held no allocator state when the operation began
+ * (they lie inside a block that was free then, past its header and links),
+ * so a rollback has nothing to restore there and they need no log. */
+static void list_insert(struct tx *t, uint64_t b, uint64_t size, int fresh) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   unsigned fl, sl;
   mapping(size, &fl, &sl);
   uint64_t h = c->heads[fl][sl];
-  tx_set(t, &W(base, b)[2], h);
-  tx_set(t, &W(base, b)[3], 0);
+  if (fresh) {
+    W(base, b)[2] = h;
+    W(base, b)[3] = 0;
+  } else {
+    tx_set(t, &W(base, b)[2], h);
+    tx_set(t, &W(base, b)[3], 0);
+  }
   if (h) tx_set(t, &W(base, h)[3], b);
   tx_set(t, &c->heads[fl][sl], b);
   if (!(c->sl_bitmap[fl] & (UINT64_C(1) << sl)))
@@ -261,15 +269,25 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
 /* Block b of `size` bytes, out of every list, becomes a live block of
  * `want` bytes; the tail returns to the lists when it can be a block.  The
  * block after b is never FREE here (b was free and coalesced, or b's tail
- * is being split off a live block whose next was checked by the caller). */
-static uint64_t carve(struct tx *t, uint64_t b, uint64_t size, uint64_t want) {
+ * is being split off a live block whose next was checked by the caller).
+ * fresh: b was one free block when the operation began, so the tail's
+ * header and links (at least MIN_BLOCK bytes into it) overwrite nothing a
+ * rollback must restore and go unlogged.  Not so when expanding, where
+ * the tail may start inside the absorbed block's header or links. */
+static uint64_t carve(struct tx *t, uint64_t b, uint64_t size, uint64_t want,
+                      int fresh) {
   unsigned char *base = t->base;
   if (size - want >= MIN_BLOCK) {
     uint64_t rem = b + want, rsize = size - want;
-    tx_set(t, &W(base, rem)[0], want);
-    tx_set(t, &W(base, rem)[1], mkword(rem, rsize, ST_FREE));
+    if (fresh) {
+      W(base, rem)[0] = want;
+      W(base, rem)[1] = mkword(rem, rsize, ST_FREE);
+    } else {
+      tx_set(t, &W(base, rem)[0], want);
+      tx_set(t, &W(base, rem)[1], mkword(rem, rsize, ST_FREE));
+    }
     tx_set(t, &W(base, rem + rsize)[0], rsize);
-    list_insert(t, rem, rsize);
+    list_insert(t, rem, rsize, fresh);
     size = want;
   }
   tx_set(t, &W(base, b)[1], mkword(b, size, ST_ALLOC));
@@ -307,7 +325,7 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
   }
   tx_set(t, &W(base, b)[1], mkword(b, size, ST_FREE));
   tx_set(t, &W(base, next)[0], size);
-  list_insert(t, b, size);
+  list_insert(t, b, size, 0);
   return 0;
 }
 
@@ -388,7 +406,7 @@ static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
   }
   if (b < 0) return tx_corrupt(t);
   if (b == 0) return 0;
-  size = carve(t, (uint64_t)b, size, bs);
+  size = carve(t, (uint64_t)b, size, bs, 1);
   c->free_bytes -= size;
   c->live_blocks++;
   return b;
@@ -418,11 +436,11 @@ static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
     tx_set(t, &W(base, nb)[0], lead);
     tx_set(t, &W(base, blk)[1], mkword(blk, lead, ST_FREE));
     tx_set(t, &W(base, nb + (size - lead))[0], size - lead);
-    list_insert(t, blk, lead);
+    list_insert(t, blk, lead, 0);
     blk = nb;
     size -= lead;
   }
-  size = carve(t, blk, size, bs);
+  size = carve(t, blk, size, bs, 1);
   c->free_bytes -= size;
   c->live_blocks++;
   *out = blk + HDR;
@@ -523,7 +541,7 @@ static uint64_t expand_block(struct tx *t, uint64_t b, uint64_t bs,
   if (want < min_bs) want = min_bs;
   tx_set(t, &W(base, b + total)[0], total);
   tx_set(t, &W(base, b)[1], mkword(b, total, ST_ALLOC));
-  uint64_t got = carve(t, b, total, want);
+  uint64_t got = carve(t, b, total, want, 0);
   c->free_bytes -= got - bs;
   return got;
 }
@@ -694,7 +712,7 @@ int ipx__heap_init(void *base, uint64_t heap_off, uint64_t heap_size) {
   W(b8, c->first)[1] = mkword(c->first, size, ST_FREE);
   W(b8, c->end)[0] = size;
   W(b8, c->end)[1] = mkword(c->end, 0, ST_END);
-  list_insert(&t, c->first, size);
+  list_insert(&t, c->first, size, 0);
   c->free_bytes = size;
   t.n = 0;
   c->log_n = 0;
@@ -825,7 +843,7 @@ int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
     list_remove(&t, b, s);
     if (gap) {
       tx_set(&t, &W(b8, b)[1], mkword(b, gap, ST_FREE));
-      list_insert(&t, b, gap);
+      list_insert(&t, b, gap, 0);
       tx_set(&t, &W(b8, new_end)[0], gap);
     }
     tx_set(&t, &W(b8, new_end)[1], mkword(new_end, 0, ST_END));

@@ -263,12 +263,29 @@ static inline uint32_t self_tid(void) {
   return ipx__robust_self(&me) == 0 ? me->tid : 0;
 }
 
+/* The rare end of a lock: a dead holder, a pending repair, a corrupt
+ * segment.  Out of line so that the common path needs no stack frame. */
+__attribute__((noinline, cold)) static int lock_tail(ipx_segment_t *seg,
+                                                     int dead) {
+  struct ipx__seg_header *h = ipx__seg_hdr(seg);
+  if (dead || (h->flags & IPX__SEG_F_REPAIR)) {
+    if ((h->flags & IPX__SEG_F_CORRUPT) == 0) run_repairs(seg);
+    h->flags &= ~IPX__SEG_F_REPAIR;
+    if (dead) ipx_recursive_mutex_consistent(&h->lock);
+  }
+  if (h->flags & IPX__SEG_F_CORRUPT) {
+    ipx__seg_unlock(seg);
+    return IPX_ECORRUPT;
+  }
+  return 0;
+}
+
 int ipx__seg_lock(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
   int r = ipx_recursive_mutex_lock(&h->lock);
   int dead = r == IPX_EOWNERDEAD;
-  if (r && !dead) return r;
+  if (__builtin_expect(r != 0, 0) && !dead) return r;
   /* The owner field, not the depth, tells the outermost lock apart: a dead
    * holder's or a damaged count must not leak into ours.  The lock
    * succeeded, so the thread's id is cached. */
@@ -280,15 +297,9 @@ int ipx__seg_lock(ipx_segment_t *seg) {
   } else {
     h->lock_depth++;
   }
-  if (dead || (h->flags & IPX__SEG_F_REPAIR)) {
-    if ((h->flags & IPX__SEG_F_CORRUPT) == 0) run_repairs(seg);
-    h->flags &= ~IPX__SEG_F_REPAIR;
-    if (dead) ipx_recursive_mutex_consistent(&h->lock);
-  }
-  if (h->flags & IPX__SEG_F_CORRUPT) {
-    ipx__seg_unlock(seg);
-    return IPX_ECORRUPT;
-  }
+  if (__builtin_expect(
+          dead || (h->flags & (IPX__SEG_F_REPAIR | IPX__SEG_F_CORRUPT)), 0))
+    return lock_tail(seg, dead);
   return 0;
 }
 
