@@ -220,7 +220,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
   mapping(need, &fl, &sl);
   if (fl >= FL_COUNT) return 0;
   /* Bounded best fit in the list `need` belongs to (all one size below
-   * 2048 bytes, so the first block fits exactly there). */
+   * 1024 bytes, so the first block fits exactly there). */
   uint64_t best = 0, best_size = UINT64_MAX, x = c->heads[fl][sl];
   for (unsigned i = 0; x && i < EXACT_SCAN; i++) {
     if (!in_heap(c, x)) return -1;
