@@ -512,6 +512,30 @@ static int ro_find(const ipx_segment_t *seg, const struct ipx__obj_root *rt,
   return 0;
 }
 
+/* A read-write opener's find without the lock: one pass inside the
+ * generation protocol, exactly as a read-only opener reads (every offset
+ * and header bounds-checked, the result used only if no lock holder came
+ * in meanwhile).  1 when *f holds the answer; 0 sends the caller to the
+ * lock: a holder is inside (the caller itself included: finds from an init
+ * callback or atomic_func), a holder died (the generation stays odd until
+ * the lock's repair), a repair is due, the segment is marked corrupt, the
+ * root is not a current index (the lock path names the error), or the
+ * generation moved.  Copy-on-write views always take the lock. */
+static int rw_find_unlocked(ipx_segment_t *seg, struct find_arg *a) {
+  if (seg->access != IPX_READ_WRITE) return 0;
+  const struct ipx__seg_header *sh = ipx__seg_hdr(seg);
+  uint64_t gen = __atomic_load_n(&sh->generation, __ATOMIC_ACQUIRE);
+  if ((gen & 1) || (__atomic_load_n(&sh->flags, __ATOMIC_RELAXED) &
+                    (IPX__SEG_F_CORRUPT | IPX__SEG_F_REPAIR)))
+    return 0;
+  struct ipx__obj_root rt;
+  memcpy(&rt, (const void *)root_of(seg), sizeof rt);
+  if (rt.magic != IPX__OBJ_ROOT_MAGIC || rt.version != IPX__OBJ_VERSION)
+    return 0;
+  ro_find(seg, &rt, a);
+  return !ipx__seg_read_retry(seg, gen);
+}
+
 int ipx_object_find(ipx_segment_t *seg, ipx_object_kind_t kind,
                     const char *name, size_t elem_size, void **out,
                     size_t *count) {
@@ -524,7 +548,8 @@ int ipx_object_find(ipx_segment_t *seg, ipx_object_kind_t kind,
   if (seg->access == IPX_READ_ONLY) {
     r = ro_read(seg, ro_find, &a);
     if (r && r != IPX_ENOTFOUND) return r;
-  } else {
+  } else if (!rw_find_unlocked(seg, &a)) {
+    memset(&a.f, 0, sizeof a.f);
     struct ipx__obj_root *rt;
     if ((r = lock(seg, &rt, 0))) return r;
     struct hit hit = lookup(seg, rt, kind, name, len, a.hash);
