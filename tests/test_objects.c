@@ -990,8 +990,10 @@ IPX_TEST(check_reports_damage) {
   rt->named--;
   assert_check(s);
   /* A header's element count changed behind the index's back. */
-  uint64_t off;
-  memcpy(&off, (char *)p - 8, 8);
+  uint16_t back; /* the elements' distance from the header / 16 */
+  memcpy(&back, (char *)p - 2, 2);
+  uint64_t off =
+      (uint64_t)((char *)p - (char *)ipx_segment_base(s)) - back * 16u;
   struct ipx__obj_hdr *h =
       (struct ipx__obj_hdr *)(void *)((char *)ipx_segment_base(s) + off);
   IPX_ASSERT_EQ(h->elem_size, sizeof(int));

@@ -75,7 +75,9 @@ static uint32_t hdr_check(const struct ipx__obj_hdr *h, uint64_t off) {
 static uint64_t data_off_of(uint64_t off, unsigned name_len,
                             unsigned align_log2) {
   uint64_t a = (uint64_t)1 << align_log2;
-  return ((off + HDR_SIZE + name_len + 9u + a - 1) & ~(a - 1)) - off;
+  return ((off + HDR_SIZE + name_len + 1u + IPX__OBJ_BACK_SIZE + a - 1) &
+          ~(a - 1)) -
+         off;
 }
 static uint64_t hdr_data_off(const struct ipx__obj_hdr *h, uint64_t off) {
   return data_off_of(off, h->name_len, h->align_log2);
@@ -248,7 +250,8 @@ static int block_new(ipx_segment_t *seg, struct ipx__obj_root *rt,
     return IPX_ENOMEM;
   /* Blocks are 16-aligned: the elements start at most align - 16 bytes
    * after the 16-aligned end of the name and back link. */
-  uint64_t head = (HDR_SIZE + len + 1u + 8u + 15u) & ~(uint64_t)15;
+  uint64_t head = (HDR_SIZE + len + 1u + IPX__OBJ_BACK_SIZE + 15u) &
+                  ~(uint64_t)15;
   uint64_t slack = align > 16 ? align - 16 : 0;
   uint64_t total;
   if (__builtin_add_overflow(bytes, head + slack, &total) ||
@@ -271,7 +274,8 @@ static int block_new(ipx_segment_t *seg, struct ipx__obj_root *rt,
   uint64_t doff = hdr_data_off(h, off);
   if (len) memcpy(blk + HDR_SIZE, name, len);
   blk[HDR_SIZE + len] = 0;
-  memcpy(blk + doff - 8, &off, 8);
+  uint16_t back = (uint16_t)(doff / 16);
+  memcpy(blk + doff - IPX__OBJ_BACK_SIZE, &back, IPX__OBJ_BACK_SIZE);
   __atomic_store_n(&h->magic, obj_magic(off), __ATOMIC_RELEASE);
   rt->pending = 0;
   *off_out = off;
@@ -675,9 +679,13 @@ static uint64_t instance_of(const ipx_segment_t *seg, const void *addr,
   uint64_t doff = (uint64_t)(a - b);
   *err = IPX_ENOTFOUND;
   if ((doff & 15u) || doff < hoff(seg) + HDR_SIZE + 16u) return 0;
-  uint64_t off;
-  memcpy(&off, (const unsigned char *)addr - 8, 8);
-  if (off >= doff || !hdr_at(seg, off)) return 0;
+  uint16_t back;
+  memcpy(&back, (const unsigned char *)addr - IPX__OBJ_BACK_SIZE,
+         IPX__OBJ_BACK_SIZE);
+  uint64_t dist = (uint64_t)back * 16u;
+  if (dist < HDR_SIZE + 16u || dist > doff) return 0;
+  uint64_t off = doff - dist;
+  if (!hdr_at(seg, off)) return 0;
   hdr_copy(h, ipx__seg_at(seg, off));
   if (!hdr_valid(seg, h, off) || h->kind == IPX__OBJ_TABLE ||
       h->state != IPX__OBJ_READY || off + hdr_data_off(h, off) != doff)

@@ -2,10 +2,11 @@
  * "objects") and its segment layer.
  *
  * Every object is one heap block: a 32-byte header, the name and its NUL,
- * padding, an 8-byte back link (the block's offset) and then the elements.
+ * padding, a 2-byte back link (the elements' distance from the block's
+ * start / 16) and then the elements.
  * Everything a find reads (magic, kind, state, name length, element size
  * and count) and a short name share the header's 32 bytes plus the name:
- * with 12-byte names and an int, 68 bytes in all.
+ * with a 12-byte name and an int, 52 bytes in all.
  * The header's magic is derived from the block's own offset, so a header
  * copied elsewhere, or the stale bytes of a freed one, never look valid
  * (and every header is unmarked before its block is freed).
@@ -50,7 +51,7 @@ struct ipx__obj_root {
 IPX_STATIC_ASSERT(sizeof(struct ipx__obj_root) == 64, "index root size");
 
 /* At the start of every object's heap block.  The elements start at
- * data_off = align_up(off + 32 + name_len + 1 + 8, 1 << align_log2) - off
+ * data_off = align_up(off + 32 + name_len + 1 + 2, 1 << align_log2) - off
  * (off the block's offset: alignment in offset space, so the same in every
  * process), and end at data_off + elem_size * count within the block. */
 struct ipx__obj_hdr {
@@ -62,8 +63,12 @@ struct ipx__obj_hdr {
   uint32_t check;     /* 12 of bytes 9..11, elem_size, count and the offset */
   uint64_t elem_size; /* 16 */
   uint64_t count;     /* 24 elements (TABLE: slots) */
-  /* 32: name, NUL; ...; data_off - 8: back link; data_off: elements */
+  /* 32: name, NUL; ...; data_off - 2: back link; data_off: elements */
 };
+/* The back link: data_off / 16 as a uint16_t right before the elements, so
+ * an element address leads to its header (data_off <= 32 + 255 + 3 + 4095
+ * rounded up to the alignment, so / 16 fits). */
+#define IPX__OBJ_BACK_SIZE 2u
 IPX_STATIC_ASSERT(sizeof(struct ipx__obj_hdr) == 32, "object header size");
 IPX_STATIC_ASSERT(IPX_OBJECT_NAME_MAX <= 255, "name length fits a byte");
 
