@@ -54,8 +54,19 @@ static uint64_t obj_hash(unsigned kind, const char *s, size_t n) {
     n -= 8;
   }
   if (n) {
-    uint64_t w = 0;
-    memcpy(&w, s, n);
+    /* The tail's bytes little-endian in w, as memcpy(&w, s, n) on a
+     * zeroed w: two overlapping loads, not a byte loop. */
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t w;
+    if (n >= 4) {
+      uint32_t lo, hi;
+      memcpy(&lo, u, 4);
+      memcpy(&hi, u + n - 4, 4);
+      w = lo | (uint64_t)hi << ((n - 4) * 8);
+    } else {
+      w = u[0] | (uint64_t)u[n / 2] << (n / 2 * 8) |
+          (uint64_t)u[n - 1] << ((n - 1) * 8);
+    }
     h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
     h ^= h >> 31;
   }
@@ -167,19 +178,40 @@ static uint64_t *table_slots(const ipx_segment_t *seg,
   return (uint64_t *)ipx__seg_at(seg, t + doff);
 }
 
+/* The slots for reading only: the root's table and mask bounds-checked
+ * against the segment, the table's header not read.  Enough for a probe
+ * to stay inside the segment and terminate; whoever writes slots uses
+ * table_slots, and check() validates the table header itself. */
+static const uint64_t *table_slots_read(const ipx_segment_t *seg,
+                                        const struct ipx__obj_root *rt,
+                                        uint64_t *mask) {
+  uint64_t t = rt->table, m = rt->mask;
+  /* A TABLE block's slots start right after a header with no name. */
+  uint64_t doff = data_off_of(0, 0, 4);
+  if (!t || !hdr_at(seg, t) || (m & (m + 1)) || m + 1 < IPX__OBJ_MIN_SLOTS ||
+      m > (seg->size >> 3) || doff > seg->size - t ||
+      (seg->size - t - doff) / 8 < m + 1)
+    return NULL;
+  *mask = m;
+  return (const uint64_t *)ipx__seg_at(seg, t + doff);
+}
+
 struct hit {
-  uint64_t off;  /* block offset, 0 if not found */
-  uint64_t slot; /* slot index */
+  uint64_t off;           /* block offset, 0 if not found */
+  uint64_t slot;          /* slot index */
+  struct ipx__obj_hdr h;  /* the header as compared (valid when off) */
 };
 
 /* Probe for (kind, name).  Matches headers in any state.  Bounded and
- * bounds-checked, so it terminates on garbage. */
+ * bounds-checked, so it terminates on garbage.  Compares a copy of each
+ * candidate header, so fields a concurrent writer changes are read once. */
 static struct hit lookup(const ipx_segment_t *seg,
                          const struct ipx__obj_root *rt, unsigned kind,
                          const char *name, size_t len, uint64_t hash) {
-  struct hit res = {0, 0};
+  struct hit res;
+  res.off = 0;
   uint64_t mask;
-  uint64_t *slots = table_slots(seg, rt, &mask);
+  const uint64_t *slots = table_slots_read(seg, rt, &mask);
   if (!slots) return res;
   for (uint64_t i = 0; i <= mask; i++) {
     uint64_t idx = (hash + i) & mask;
@@ -187,12 +219,14 @@ static struct hit lookup(const ipx_segment_t *seg,
     if (!e) break;
     if (!slot_tag_ok(e, hash)) continue;
     uint64_t off = slot_off(e);
-    struct ipx__obj_hdr *h = hdr_at(seg, off);
+    const struct ipx__obj_hdr *h = hdr_at(seg, off);
+    if (!h) continue;
     /* A header not at a line's start, a longer name or the elements reach
      * into the next cache line: fetch it together with the header's. */
-    if (h) __builtin_prefetch((const char *)h + 64);
-    if (!h || h->magic != obj_magic(off) || h->kind != kind ||
-        h->name_len != len || seg->size - off - HDR_SIZE < len)
+    __builtin_prefetch((const char *)h + 64);
+    hdr_copy(&res.h, h);
+    if (res.h.magic != obj_magic(off) || res.h.kind != kind ||
+        res.h.name_len != len || seg->size - off - HDR_SIZE < len)
       continue;
     if (memcmp((const char *)(h + 1), name, len) == 0) {
       res.off = off;
@@ -472,15 +506,16 @@ struct found {
   int ready;
 };
 
-static struct found found_at(const ipx_segment_t *seg, uint64_t off) {
+/* What a hit found: its header copy validated (bounds; the magic and the
+ * name comparison identify the block, so no checksum here). */
+static struct found found_at(const ipx_segment_t *seg, const struct hit *hit) {
   struct found f = {NULL, 0, 0, 0};
-  struct ipx__obj_hdr h;
-  hdr_copy(&h, ipx__seg_at(seg, off));
-  if (!hdr_valid_ex(seg, &h, off, 0)) return f;
-  f.addr = ipx__seg_at(seg, off + hdr_data_off(&h, off));
-  f.elem_size = h.elem_size;
-  f.count = h.count;
-  f.ready = h.state == IPX__OBJ_READY;
+  const struct ipx__obj_hdr *h = &hit->h;
+  if (!hit->off || !hdr_valid_ex(seg, h, hit->off, 0)) return f;
+  f.addr = ipx__seg_at(seg, hit->off + hdr_data_off(h, hit->off));
+  f.elem_size = h->elem_size;
+  f.count = h->count;
+  f.ready = h->state == IPX__OBJ_READY;
   return f;
 }
 
@@ -529,8 +564,7 @@ static int ro_find(const ipx_segment_t *seg, const struct ipx__obj_root *rt,
                    void *arg) {
   struct find_arg *a = arg;
   struct hit hit = lookup(seg, rt, a->kind, a->name, a->len, a->hash);
-  memset(&a->f, 0, sizeof a->f);
-  if (hit.off) a->f = found_at(seg, hit.off);
+  a->f = found_at(seg, &hit);
   return 0;
 }
 
@@ -575,7 +609,7 @@ int ipx_object_find(ipx_segment_t *seg, ipx_object_kind_t kind,
     struct ipx__obj_root *rt;
     if ((r = lock(seg, &rt, 0))) return r;
     struct hit hit = lookup(seg, rt, kind, name, len, a.hash);
-    if (hit.off) a.f = found_at(seg, hit.off);
+    a.f = found_at(seg, &hit);
     ipx__seg_unlock(seg);
   }
   return found_result(&a.f, elem_size, out, count);
@@ -601,7 +635,7 @@ int ipx_object_find_or_construct(ipx_segment_t *seg, ipx_object_kind_t kind,
   if ((r = lock(seg, &rt, 1))) return r;
   struct hit hit = lookup(seg, rt, kind, name, len, hash);
   if (hit.off) {
-    struct found f = found_at(seg, hit.off);
+    struct found f = found_at(seg, &hit);
     /* Unfinished under our own lock: asked from its own init callback. */
     r = f.addr && !f.ready ? IPX_EBUSY
                            : found_result(&f, elem_size, out, count_out);
@@ -653,8 +687,7 @@ int ipx_object_destroy(ipx_segment_t *seg, ipx_object_kind_t kind,
   struct ipx__obj_root *rt;
   if ((r = lock(seg, &rt, 0))) return r;
   struct hit hit = lookup(seg, rt, kind, name, len, hash);
-  struct found f = {NULL, 0, 0, 0};
-  if (hit.off) f = found_at(seg, hit.off);
+  struct found f = found_at(seg, &hit);
   if (!f.addr || !f.ready)
     r = IPX_ENOTFOUND;
   else if (elem_size && f.elem_size != elem_size)
