@@ -779,7 +779,8 @@ IPX_TEST(read_write_find_without_lock) {
     snprintf(nm, sizeof nm, "junk-%d", k % 5);
     int r = IPX_DESTROY(s, uint64_t, nm);
     IPX_ASSERT(r == 0 || r == IPX_ENOTFOUND);
-    IPX_ASSERT_OK(IPX_CONSTRUCT_INIT(s, uint64_t, nm, 16, churn_init, NULL, &w));
+    IPX_ASSERT_OK(
+        IPX_CONSTRUCT_INIT(s, uint64_t, nm, 16, churn_init, NULL, &w));
     if (k % 16 == 0 && waitpid(pid, &st, WNOHANG) == pid) break;
   }
   IPX_ASSERT(WIFEXITED(st));

@@ -237,6 +237,18 @@ static struct hit lookup(const ipx_segment_t *seg,
   return res;
 }
 
+/* The full hash of the name behind slot e, recomputed from the header
+ * (format 2 does not store it; the lock holder is the only caller).  A
+ * slot whose header or name would lie outside the segment (a damaged
+ * table) keeps its own tag bits and home 0 instead of being read. */
+static uint64_t slot_hash(const ipx_segment_t *seg, uint64_t e) {
+  uint64_t off = slot_off(e);
+  const struct ipx__obj_hdr *h = hdr_at(seg, off);
+  if (!h || seg->size - off - HDR_SIZE < h->name_len)
+    return (e >> IPX__OBJ_SLOT_OFF_BITS) << IPX__OBJ_SLOT_OFF_BITS;
+  return hdr_hash(h);
+}
+
 static void slot_insert(uint64_t *slots, uint64_t mask, uint64_t hash,
                         uint64_t off) {
   uint64_t idx = hash & mask;
@@ -252,8 +264,7 @@ static void slot_delete(const ipx_segment_t *seg, uint64_t *slots,
     j = (j + 1) & mask;
     uint64_t e = slots[j];
     if (!e) break;
-    const struct ipx__obj_hdr *h = hdr_at(seg, slot_off(e));
-    uint64_t home = h ? hdr_hash(h) & mask : j;
+    uint64_t home = slot_hash(seg, e) & mask;
     /* Move e back into the hole unless its home lies cyclically in (i, j]. */
     int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!stays) {
@@ -348,10 +359,8 @@ static int table_resize(ipx_segment_t *seg, struct ipx__obj_root *rt,
   uint64_t *os = table_slots(seg, rt, &omask);
   if (os)
     for (uint64_t i = 0; i <= omask; i++)
-      if (os[i]) {
-        const struct ipx__obj_hdr *h = ipx__seg_at(seg, slot_off(os[i]));
-        slot_insert(ns, nmask, hdr_hash(h), slot_off(os[i]));
-      }
+      if (os[i])
+        slot_insert(ns, nmask, slot_hash(seg, os[i]), slot_off(os[i]));
   uint64_t old = rt->table;
   rt->table = off;
   rt->mask = nmask;
