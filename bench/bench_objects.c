@@ -1,7 +1,8 @@
 /* objects: construct, find and destroy of N named objects (an int each,
  * names "object-<i>") in random order, in a 256 MiB managed shared-memory
  * segment; the Boost side is bench/boost/boost_objects.cpp.  One op is one
- * call; every op takes the segment lock, as Boost's do.
+ * call; construct and destroy take the segment lock, as all of Boost's ops
+ * do; find reads without it when no holder is inside (docs/objects.md).
  *   bench: {construct,find,destroy}_{100k,10k}_mops
  *   bench: find_{100k,10k}_hashidx_mops   the same ipx find figure again,
  *          so the runner prints its ratio to Boost's hash index (ipx has

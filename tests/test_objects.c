@@ -714,6 +714,82 @@ IPX_TEST(read_only_opener) {
   IPX_ASSERT_OK(ipx_segment_remove_shm(name));
 }
 
+/* A read-write opener's find runs without the lock when no holder is
+ * inside: in another process, it must find every stable object and never
+ * a half-built one while the parent constructs new names (slowly, element
+ * by element; the table regrows on the way) and churns others.  Objects
+ * "new-<k>" are never destroyed, so what the finder reads after the call
+ * cannot have been freed under it. */
+static int churn_init(void *elem, size_t i, void *ctx) {
+  uint64_t *w = elem;
+  for (volatile int x = 0; x < 200; x++) {
+  }
+  *w = 0xc0ffee00u + i + (uint64_t)(uintptr_t)ctx;
+  return 0;
+}
+
+#define RW_NEW_MAX 3000
+
+IPX_TEST_PEER(peer_read_write_finder) {
+  (void)argc;
+  ipx_segment_t *s;
+  if (open_shm(&s, argv[1], IPX_OPEN_ONLY, IPX_READ_WRITE, 0)) return 10;
+  int m = 0;
+  for (int i = 0; i < 20000 && m < RW_NEW_MAX; i++) {
+    char name[32];
+    int *v;
+    size_t n;
+    snprintf(name, sizeof name, "obj-%d", i % 150);
+    if (IPX_FIND(s, int, name, &v, &n) || n != 1 || *v != i % 150) return 11;
+    uint64_t *w;
+    snprintf(name, sizeof name, "new-%d", m);
+    int r = IPX_FIND(s, uint64_t, name, &w, &n);
+    if (r == IPX_ENOTFOUND) continue;
+    if (r || n != 16) return 12;
+    for (size_t k = 0; k < n; k++)
+      if (w[k] != 0xc0ffee00u + k + (uint64_t)m) return 13;
+    m++;
+  }
+  ipx_segment_close(s);
+  return m ? 0 : 14;
+}
+
+IPX_TEST(read_write_find_without_lock) {
+  char name[128];
+  ipx_test_name(name, sizeof name, "rwfind");
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 4 * MiB));
+  for (int i = 0; i < 150; i++) {
+    char nm[32];
+    int *v;
+    snprintf(nm, sizeof nm, "obj-%d", i);
+    IPX_ASSERT_OK(IPX_CONSTRUCT(s, int, nm, 1, &v));
+    *v = i;
+  }
+  pid_t pid = ipx_test_spawn("peer_read_write_finder", name, NULL);
+  int st = -1;
+  for (int k = 0;; k++) {
+    char nm[32];
+    uint64_t *w;
+    if (k < RW_NEW_MAX) {
+      snprintf(nm, sizeof nm, "new-%d", k);
+      IPX_ASSERT_OK(IPX_CONSTRUCT_INIT(s, uint64_t, nm, 16, churn_init,
+                                       (void *)(uintptr_t)k, &w));
+    }
+    snprintf(nm, sizeof nm, "junk-%d", k % 5);
+    int r = IPX_DESTROY(s, uint64_t, nm);
+    IPX_ASSERT(r == 0 || r == IPX_ENOTFOUND);
+    IPX_ASSERT_OK(
+        IPX_CONSTRUCT_INIT(s, uint64_t, nm, 16, churn_init, NULL, &w));
+    if (k % 16 == 0 && waitpid(pid, &st, WNOHANG) == pid) break;
+  }
+  IPX_ASSERT(WIFEXITED(st));
+  IPX_ASSERT_EQ(WEXITSTATUS(st), 0);
+  assert_check(s);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+}
+
 /* ---- crashes ------------------------------------------------------------ */
 
 #define PAT(name_i, elem, word) \
@@ -915,8 +991,10 @@ IPX_TEST(check_reports_damage) {
   rt->named--;
   assert_check(s);
   /* A header's element count changed behind the index's back. */
-  uint64_t off;
-  memcpy(&off, (char *)p - 8, 8);
+  uint16_t back; /* the elements' distance from the header / 16 */
+  memcpy(&back, (char *)p - 2, 2);
+  uint64_t off =
+      (uint64_t)((char *)p - (char *)ipx_segment_base(s)) - back * 16u;
   struct ipx__obj_hdr *h =
       (struct ipx__obj_hdr *)(void *)((char *)ipx_segment_base(s) + off);
   IPX_ASSERT_EQ(h->elem_size, sizeof(int));

@@ -54,22 +54,48 @@ static uint64_t obj_hash(unsigned kind, const char *s, size_t n) {
     n -= 8;
   }
   if (n) {
-    uint64_t w = 0;
-    memcpy(&w, s, n);
+    /* The tail's bytes little-endian in w, as memcpy(&w, s, n) on a
+     * zeroed w: two overlapping loads, not a byte loop. */
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t w;
+    if (n >= 4) {
+      uint32_t lo, hi;
+      memcpy(&lo, u, 4);
+      memcpy(&hi, u + n - 4, 4);
+      w = lo | (uint64_t)hi << ((n - 4) * 8);
+    } else {
+      w = u[0] | (uint64_t)u[n / 2] << (n / 2 * 8) |
+          (uint64_t)u[n - 1] << ((n - 1) * 8);
+    }
     h = (h ^ w) * UINT64_C(0xbf58476d1ce4e5b9);
     h ^= h >> 31;
   }
   return mix(h);
 }
 
-static uint64_t hdr_check(const struct ipx__obj_hdr *h, uint64_t off) {
-  const unsigned char *p = (const unsigned char *)h + 12;
-  uint64_t x = UINT64_C(0xcbf29ce484222325);
-  for (unsigned i = 0; i < 44; i++) {
-    x ^= p[i];
-    x *= UINT64_C(0x100000001b3);
-  }
-  return mix(x ^ off);
+static uint32_t hdr_check(const struct ipx__obj_hdr *h, uint64_t off) {
+  uint64_t x = (uint64_t)h->kind | (uint64_t)h->align_log2 << 8 |
+               (uint64_t)h->name_len << 16;
+  x = mix((x ^ off << 24) * UINT64_C(0xbf58476d1ce4e5b9));
+  x = mix((x ^ h->elem_size) * UINT64_C(0xbf58476d1ce4e5b9));
+  x = mix((x ^ h->count) * UINT64_C(0xbf58476d1ce4e5b9));
+  return (uint32_t)(x >> 32);
+}
+
+/* Where the elements start, from the block's offset (see the header). */
+static uint64_t data_off_of(uint64_t off, unsigned name_len,
+                            unsigned align_log2) {
+  uint64_t a = (uint64_t)1 << align_log2;
+  return ((off + HDR_SIZE + name_len + 1u + IPX__OBJ_BACK_SIZE + a - 1) &
+          ~(a - 1)) -
+         off;
+}
+static uint64_t hdr_data_off(const struct ipx__obj_hdr *h, uint64_t off) {
+  return data_off_of(off, h->name_len, h->align_log2);
+}
+/* End of the elements, from the block's offset (valid headers only). */
+static uint64_t hdr_end(const struct ipx__obj_hdr *h, uint64_t off) {
+  return hdr_data_off(h, off) + h->elem_size * h->count;
 }
 
 static uint64_t slot_make(uint64_t hash, uint64_t off) {
@@ -107,12 +133,12 @@ static int hdr_valid_ex(const ipx_segment_t *seg,
   if (h->magic != obj_magic(off)) return 0;
   if (h->kind < IPX_OBJECT_NAMED || h->kind > IPX__OBJ_TABLE) return 0;
   if (h->state != IPX__OBJ_CONSTRUCTING && h->state != IPX__OBJ_READY) return 0;
-  if (h->name_len > IPX_OBJECT_NAME_MAX || h->align_log2 > 12) return 0;
-  if (h->elem_size == 0 || h->block_size > seg->size - off) return 0;
-  if (h->data_off < HDR_SIZE + h->name_len + 1u + 8u ||
-      h->data_off > h->block_size)
+  if (h->align_log2 < 4 || h->align_log2 > 12 || h->elem_size == 0) return 0;
+  /* off <= size - HDR_SIZE (hdr_at), so neither side overflows. */
+  uint64_t room = seg->size - off, doff = hdr_data_off(h, off), bytes;
+  if (doff > room || __builtin_mul_overflow(h->elem_size, h->count, &bytes) ||
+      bytes > room - doff)
     return 0;
-  if (h->count > (h->block_size - h->data_off) / h->elem_size) return 0;
   return !full || h->check == hdr_check(h, off);
 }
 
@@ -125,38 +151,67 @@ static void hdr_copy(struct ipx__obj_hdr *dst, const struct ipx__obj_hdr *src) {
   memcpy(dst, (const void *)src, sizeof *dst);
 }
 
+/* The hash of a header's name (lock held, or a validated header). */
+static uint64_t hdr_hash(const struct ipx__obj_hdr *h) {
+  return obj_hash(h->kind, (const char *)(h + 1), h->name_len);
+}
+
 /* ---- the table ------------------------------------------------------- */
 
 /* The slots of the current table, bounds-checked; NULL when there is no
  * table or the root does not describe a sane one. */
 static uint64_t *table_slots(const ipx_segment_t *seg,
                              const struct ipx__obj_root *rt, uint64_t *mask) {
-  if (!rt->table) return NULL;
-  struct ipx__obj_hdr *th = hdr_at(seg, rt->table);
-  if (!th) return NULL;
-  uint64_t m = rt->mask, doff = th->data_off;
+  uint64_t t = rt->table, m = rt->mask;
+  const struct ipx__obj_hdr *at = t ? hdr_at(seg, t) : NULL;
+  if (!at) return NULL;
+  struct ipx__obj_hdr th;
+  hdr_copy(&th, at);
   if ((m & (m + 1)) || m + 1 < IPX__OBJ_MIN_SLOTS || m > (seg->size >> 3) ||
-      th->kind != IPX__OBJ_TABLE || th->count != m + 1 || doff > seg->size ||
-      rt->table > seg->size - doff ||
-      (seg->size - rt->table - doff) / 8 < m + 1 || (doff & 7u))
+      th.kind != IPX__OBJ_TABLE || th.count != m + 1 || th.align_log2 < 4 ||
+      th.align_log2 > 12)
+    return NULL;
+  uint64_t doff = hdr_data_off(&th, t);
+  if (doff > seg->size - t || (seg->size - t - doff) / 8 < m + 1)
     return NULL;
   *mask = m;
-  return (uint64_t *)ipx__seg_at(seg, rt->table + doff);
+  return (uint64_t *)ipx__seg_at(seg, t + doff);
+}
+
+/* The slots for reading only: the root's table and mask bounds-checked
+ * against the segment, the table's header not read.  Enough for a probe
+ * to stay inside the segment and terminate; whoever writes slots uses
+ * table_slots, and check() validates the table header itself. */
+static const uint64_t *table_slots_read(const ipx_segment_t *seg,
+                                        const struct ipx__obj_root *rt,
+                                        uint64_t *mask) {
+  uint64_t t = rt->table, m = rt->mask;
+  /* A TABLE block's slots start right after a header with no name. */
+  uint64_t doff = data_off_of(0, 0, 4);
+  if (!t || !hdr_at(seg, t) || (m & (m + 1)) || m + 1 < IPX__OBJ_MIN_SLOTS ||
+      m > (seg->size >> 3) || doff > seg->size - t ||
+      (seg->size - t - doff) / 8 < m + 1)
+    return NULL;
+  *mask = m;
+  return (const uint64_t *)ipx__seg_at(seg, t + doff);
 }
 
 struct hit {
-  uint64_t off;  /* block offset, 0 if not found */
-  uint64_t slot; /* slot index */
+  uint64_t off;           /* block offset, 0 if not found */
+  uint64_t slot;          /* slot index */
+  struct ipx__obj_hdr h;  /* the header as compared (valid when off) */
 };
 
 /* Probe for (kind, name).  Matches headers in any state.  Bounded and
- * bounds-checked, so it terminates on garbage. */
+ * bounds-checked, so it terminates on garbage.  Compares a copy of each
+ * candidate header, so fields a concurrent writer changes are read once. */
 static struct hit lookup(const ipx_segment_t *seg,
                          const struct ipx__obj_root *rt, unsigned kind,
                          const char *name, size_t len, uint64_t hash) {
-  struct hit res = {0, 0};
+  struct hit res;
+  res.off = 0;
   uint64_t mask;
-  uint64_t *slots = table_slots(seg, rt, &mask);
+  const uint64_t *slots = table_slots_read(seg, rt, &mask);
   if (!slots) return res;
   for (uint64_t i = 0; i <= mask; i++) {
     uint64_t idx = (hash + i) & mask;
@@ -164,12 +219,14 @@ static struct hit lookup(const ipx_segment_t *seg,
     if (!e) break;
     if (!slot_tag_ok(e, hash)) continue;
     uint64_t off = slot_off(e);
-    struct ipx__obj_hdr *h = hdr_at(seg, off);
-    /* The name sits on the next cache line: fetch both at once. */
-    if (h) __builtin_prefetch((const char *)(h + 1));
-    if (!h || h->magic != obj_magic(off) || h->hash != hash ||
-        h->kind != kind || h->name_len != len ||
-        seg->size - off - HDR_SIZE < len)
+    const struct ipx__obj_hdr *h = hdr_at(seg, off);
+    if (!h) continue;
+    /* A header not at a line's start, a longer name or the elements reach
+     * into the next cache line: fetch it together with the header's. */
+    __builtin_prefetch((const char *)h + 64);
+    hdr_copy(&res.h, h);
+    if (res.h.magic != obj_magic(off) || res.h.kind != kind ||
+        res.h.name_len != len || seg->size - off - HDR_SIZE < len)
       continue;
     if (memcmp((const char *)(h + 1), name, len) == 0) {
       res.off = off;
@@ -178,6 +235,18 @@ static struct hit lookup(const ipx_segment_t *seg,
     }
   }
   return res;
+}
+
+/* The full hash of the name behind slot e, recomputed from the header
+ * (format 2 does not store it; the lock holder is the only caller).  A
+ * slot whose header or name would lie outside the segment (a damaged
+ * table) keeps its own tag bits and home 0 instead of being read. */
+static uint64_t slot_hash(const ipx_segment_t *seg, uint64_t e) {
+  uint64_t off = slot_off(e);
+  const struct ipx__obj_hdr *h = hdr_at(seg, off);
+  if (!h || seg->size - off - HDR_SIZE < h->name_len)
+    return (e >> IPX__OBJ_SLOT_OFF_BITS) << IPX__OBJ_SLOT_OFF_BITS;
+  return hdr_hash(h);
 }
 
 static void slot_insert(uint64_t *slots, uint64_t mask, uint64_t hash,
@@ -195,8 +264,7 @@ static void slot_delete(const ipx_segment_t *seg, uint64_t *slots,
     j = (j + 1) & mask;
     uint64_t e = slots[j];
     if (!e) break;
-    const struct ipx__obj_hdr *h = hdr_at(seg, slot_off(e));
-    uint64_t home = h ? h->hash & mask : j;
+    uint64_t home = slot_hash(seg, e) & mask;
     /* Move e back into the hole unless its home lies cyclically in (i, j]. */
     int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!stays) {
@@ -220,15 +288,18 @@ static unsigned log2u(size_t a) {
  * allocation leaves the block findable by the repair. */
 static int block_new(ipx_segment_t *seg, struct ipx__obj_root *rt,
                      unsigned kind, const char *name, size_t len,
-                     uint64_t hash, size_t elem_size, size_t align,
-                     size_t count, uint64_t *off_out, unsigned char **data) {
+                     size_t elem_size, size_t align, size_t count,
+                     uint64_t *off_out, unsigned char **data) {
   uint64_t bytes;
   if (__builtin_mul_overflow((uint64_t)elem_size, (uint64_t)count, &bytes))
     return IPX_ENOMEM;
-  uint64_t head = HDR_SIZE + len + 1u + 8u;
+  /* Blocks are 16-aligned: the elements start at most align - 16 bytes
+   * after the 16-aligned end of the name and back link. */
+  uint64_t head = (HDR_SIZE + len + 1u + IPX__OBJ_BACK_SIZE + 15u) &
+                  ~(uint64_t)15;
   uint64_t slack = align > 16 ? align - 16 : 0;
   uint64_t total;
-  if (__builtin_add_overflow(bytes, head + 15u + slack, &total) ||
+  if (__builtin_add_overflow(bytes, head + slack, &total) ||
       total > ipx__seg_heap_size(seg))
     return IPX_ENOMEM;
   rt->pending = 0;
@@ -236,27 +307,24 @@ static int block_new(ipx_segment_t *seg, struct ipx__obj_root *rt,
   if (r) return r;
   uint64_t off = rt->pending;
   unsigned char *blk = ipx__seg_at(seg, off);
-  uintptr_t a = (uintptr_t)blk + head;
-  a = (a + align - 1) & ~(uintptr_t)(align - 1);
   struct ipx__obj_hdr *h = (struct ipx__obj_hdr *)(void *)blk;
   h->magic = 0;
   h->state = IPX__OBJ_CONSTRUCTING;
   h->kind = (uint8_t)kind;
   h->align_log2 = (uint8_t)log2u(align);
-  h->name_len = (uint16_t)len;
-  h->hash = hash;
+  h->name_len = (uint8_t)len;
   h->elem_size = elem_size;
   h->count = count;
-  h->data_off = (uint64_t)(a - (uintptr_t)blk);
-  h->block_size = total;
   h->check = hdr_check(h, off);
+  uint64_t doff = hdr_data_off(h, off);
   if (len) memcpy(blk + HDR_SIZE, name, len);
   blk[HDR_SIZE + len] = 0;
-  memcpy(blk + h->data_off - 8, &off, 8);
+  uint16_t back = (uint16_t)(doff / 16);
+  memcpy(blk + doff - IPX__OBJ_BACK_SIZE, &back, IPX__OBJ_BACK_SIZE);
   __atomic_store_n(&h->magic, obj_magic(off), __ATOMIC_RELEASE);
   rt->pending = 0;
   *off_out = off;
-  *data = blk + h->data_off;
+  *data = blk + doff;
   return 0;
 }
 
@@ -277,8 +345,8 @@ static int table_resize(ipx_segment_t *seg, struct ipx__obj_root *rt,
   uint64_t off;
   unsigned char *data;
   rt->busy++;
-  int r = block_new(seg, rt, IPX__OBJ_TABLE, NULL, 0, 0, 8, 16,
-                    (size_t)slots_n, &off, &data);
+  int r = block_new(seg, rt, IPX__OBJ_TABLE, NULL, 0, 8, 16, (size_t)slots_n,
+                    &off, &data);
   if (r) {
     rt->busy--;
     return r;
@@ -291,10 +359,8 @@ static int table_resize(ipx_segment_t *seg, struct ipx__obj_root *rt,
   uint64_t *os = table_slots(seg, rt, &omask);
   if (os)
     for (uint64_t i = 0; i <= omask; i++)
-      if (os[i]) {
-        const struct ipx__obj_hdr *h = ipx__seg_at(seg, slot_off(os[i]));
-        slot_insert(ns, nmask, h->hash, slot_off(os[i]));
-      }
+      if (os[i])
+        slot_insert(ns, nmask, slot_hash(seg, os[i]), slot_off(os[i]));
   uint64_t old = rt->table;
   rt->table = off;
   rt->mask = nmask;
@@ -378,8 +444,7 @@ static int construct_locked(ipx_segment_t *seg, struct ipx__obj_root *rt,
   rt->busy++;
   uint64_t off;
   unsigned char *data;
-  r = block_new(seg, rt, kind, name, len, hash, elem_size, align, count, &off,
-                &data);
+  r = block_new(seg, rt, kind, name, len, elem_size, align, count, &off, &data);
   if (r) {
     rt->busy--;
     return r;
@@ -450,15 +515,16 @@ struct found {
   int ready;
 };
 
-static struct found found_at(const ipx_segment_t *seg, uint64_t off) {
+/* What a hit found: its header copy validated (bounds; the magic and the
+ * name comparison identify the block, so no checksum here). */
+static struct found found_at(const ipx_segment_t *seg, const struct hit *hit) {
   struct found f = {NULL, 0, 0, 0};
-  struct ipx__obj_hdr h;
-  hdr_copy(&h, ipx__seg_at(seg, off));
-  if (!hdr_valid_ex(seg, &h, off, 0)) return f;
-  f.addr = ipx__seg_at(seg, off + h.data_off);
-  f.elem_size = h.elem_size;
-  f.count = h.count;
-  f.ready = h.state == IPX__OBJ_READY;
+  const struct ipx__obj_hdr *h = &hit->h;
+  if (!hit->off || !hdr_valid_ex(seg, h, hit->off, 0)) return f;
+  f.addr = ipx__seg_at(seg, hit->off + hdr_data_off(h, hit->off));
+  f.elem_size = h->elem_size;
+  f.count = h->count;
+  f.ready = h->state == IPX__OBJ_READY;
   return f;
 }
 
@@ -507,9 +573,32 @@ static int ro_find(const ipx_segment_t *seg, const struct ipx__obj_root *rt,
                    void *arg) {
   struct find_arg *a = arg;
   struct hit hit = lookup(seg, rt, a->kind, a->name, a->len, a->hash);
-  memset(&a->f, 0, sizeof a->f);
-  if (hit.off) a->f = found_at(seg, hit.off);
+  a->f = found_at(seg, &hit);
   return 0;
+}
+
+/* A read-write opener's find without the lock: one pass inside the
+ * generation protocol, exactly as a read-only opener reads (every offset
+ * and header bounds-checked, the result used only if no lock holder came
+ * in meanwhile).  1 when *f holds the answer; 0 sends the caller to the
+ * lock: a holder is inside (the caller itself included: finds from an init
+ * callback or atomic_func), a holder died (the generation stays odd until
+ * the lock's repair), a repair is due, the segment is marked corrupt, the
+ * root is not a current index (the lock path names the error), or the
+ * generation moved.  Copy-on-write views always take the lock. */
+static int rw_find_unlocked(ipx_segment_t *seg, struct find_arg *a) {
+  if (seg->access != IPX_READ_WRITE) return 0;
+  const struct ipx__seg_header *sh = ipx__seg_hdr(seg);
+  uint64_t gen = __atomic_load_n(&sh->generation, __ATOMIC_ACQUIRE);
+  if ((gen & 1) || (__atomic_load_n(&sh->flags, __ATOMIC_RELAXED) &
+                    (IPX__SEG_F_CORRUPT | IPX__SEG_F_REPAIR)))
+    return 0;
+  struct ipx__obj_root rt;
+  memcpy(&rt, (const void *)root_of(seg), sizeof rt);
+  if (rt.magic != IPX__OBJ_ROOT_MAGIC || rt.version != IPX__OBJ_VERSION)
+    return 0;
+  ro_find(seg, &rt, a);
+  return !ipx__seg_read_retry(seg, gen);
 }
 
 int ipx_object_find(ipx_segment_t *seg, ipx_object_kind_t kind,
@@ -524,11 +613,12 @@ int ipx_object_find(ipx_segment_t *seg, ipx_object_kind_t kind,
   if (seg->access == IPX_READ_ONLY) {
     r = ro_read(seg, ro_find, &a);
     if (r && r != IPX_ENOTFOUND) return r;
-  } else {
+  } else if (!rw_find_unlocked(seg, &a)) {
+    memset(&a.f, 0, sizeof a.f);
     struct ipx__obj_root *rt;
     if ((r = lock(seg, &rt, 0))) return r;
     struct hit hit = lookup(seg, rt, kind, name, len, a.hash);
-    if (hit.off) a.f = found_at(seg, hit.off);
+    a.f = found_at(seg, &hit);
     ipx__seg_unlock(seg);
   }
   return found_result(&a.f, elem_size, out, count);
@@ -554,7 +644,7 @@ int ipx_object_find_or_construct(ipx_segment_t *seg, ipx_object_kind_t kind,
   if ((r = lock(seg, &rt, 1))) return r;
   struct hit hit = lookup(seg, rt, kind, name, len, hash);
   if (hit.off) {
-    struct found f = found_at(seg, hit.off);
+    struct found f = found_at(seg, &hit);
     /* Unfinished under our own lock: asked from its own init callback. */
     r = f.addr && !f.ready ? IPX_EBUSY
                            : found_result(&f, elem_size, out, count_out);
@@ -606,8 +696,7 @@ int ipx_object_destroy(ipx_segment_t *seg, ipx_object_kind_t kind,
   struct ipx__obj_root *rt;
   if ((r = lock(seg, &rt, 0))) return r;
   struct hit hit = lookup(seg, rt, kind, name, len, hash);
-  struct found f = {NULL, 0, 0, 0};
-  if (hit.off) f = found_at(seg, hit.off);
+  struct found f = found_at(seg, &hit);
   if (!f.addr || !f.ready)
     r = IPX_ENOTFOUND;
   else if (elem_size && f.elem_size != elem_size)
@@ -632,12 +721,16 @@ static uint64_t instance_of(const ipx_segment_t *seg, const void *addr,
   uint64_t doff = (uint64_t)(a - b);
   *err = IPX_ENOTFOUND;
   if ((doff & 15u) || doff < hoff(seg) + HDR_SIZE + 16u) return 0;
-  uint64_t off;
-  memcpy(&off, (const unsigned char *)addr - 8, 8);
-  if (off >= doff || !hdr_at(seg, off)) return 0;
+  uint16_t back;
+  memcpy(&back, (const unsigned char *)addr - IPX__OBJ_BACK_SIZE,
+         IPX__OBJ_BACK_SIZE);
+  uint64_t dist = (uint64_t)back * 16u;
+  if (dist < HDR_SIZE + 16u || dist > doff) return 0;
+  uint64_t off = doff - dist;
+  if (!hdr_at(seg, off)) return 0;
   hdr_copy(h, ipx__seg_at(seg, off));
   if (!hdr_valid(seg, h, off) || h->kind == IPX__OBJ_TABLE ||
-      h->state != IPX__OBJ_READY || off + h->data_off != doff)
+      h->state != IPX__OBJ_READY || off + hdr_data_off(h, off) != doff)
     return 0;
   *err = 0;
   return off;
@@ -646,7 +739,7 @@ static uint64_t instance_of(const ipx_segment_t *seg, const void *addr,
 static void info_fill(const ipx_segment_t *seg, const struct ipx__obj_hdr *h,
                       uint64_t off, ipx_object_info_t *info) {
   info->kind = (ipx_object_kind_t)h->kind;
-  info->address = ipx__seg_at(seg, off + h->data_off);
+  info->address = ipx__seg_at(seg, off + hdr_data_off(h, off));
   info->elem_size = (size_t)h->elem_size;
   info->count = (size_t)h->count;
   info->align = (size_t)1 << h->align_log2;
@@ -697,14 +790,15 @@ int ipx_object_destroy_ptr(ipx_segment_t *seg, void *addr) {
   uint64_t off = instance_of(seg, addr, &h, &r);
   size_t us;
   if (off && ipx__heap_usable_size(seg->base, hoff(seg), off, &us) == 0 &&
-      us >= h.block_size) {
+      us >= hdr_end(&h, off)) {
     if (h.kind == IPX_OBJECT_ANONYMOUS) {
       destroy_locked(seg, rt, off, UINT64_MAX);
     } else if (rt->walking) {
       r = IPX_EBUSY;
     } else {
       const char *name = ipx__seg_at(seg, off + HDR_SIZE);
-      struct hit hit = lookup(seg, rt, h.kind, name, h.name_len, h.hash);
+      struct hit hit = lookup(seg, rt, h.kind, name, h.name_len,
+                              obj_hash(h.kind, name, h.name_len));
       if (hit.off == off)
         destroy_locked(seg, rt, off, hit.slot);
       else
@@ -876,7 +970,7 @@ static int collect_block(void *ctx, uint64_t off, size_t usable,
   if (h->magic != obj_magic(off)) return 0;
   struct ipx__obj_hdr copy;
   hdr_copy(&copy, h);
-  if (!hdr_valid(s->seg, &copy, off) || copy.block_size > usable) {
+  if (!hdr_valid(s->seg, &copy, off) || hdr_end(&copy, off) > usable) {
     s->bad = 1;
     return 0;
   }
@@ -939,7 +1033,7 @@ static int rebuild(ipx_segment_t *seg, struct ipx__obj_root *rt) {
   } else {
     uint64_t off;
     unsigned char *data;
-    r = block_new(seg, rt, IPX__OBJ_TABLE, NULL, 0, 0, 8, 16,
+    r = block_new(seg, rt, IPX__OBJ_TABLE, NULL, 0, 8, 16,
                   (size_t)slots_for(need), &off, &data);
     if (r) {
       free(s.off);
@@ -960,11 +1054,12 @@ static int rebuild(ipx_segment_t *seg, struct ipx__obj_root *rt) {
         (h->kind != IPX_OBJECT_NAMED && h->kind != IPX_OBJECT_UNIQUE))
       continue;
     const char *name = (const char *)(h + 1);
-    if (lookup(seg, rt, h->kind, name, h->name_len, h->hash).off) {
+    uint64_t hash = hdr_hash(h);
+    if (lookup(seg, rt, h->kind, name, h->name_len, hash).off) {
       r = IPX_ECORRUPT; /* two finished objects of one name */
       break;
     }
-    slot_insert(slots, mask, h->hash, off);
+    slot_insert(slots, mask, hash, off);
     rt->used++;
     if (h->kind == IPX_OBJECT_NAMED) rt->named++;
     else rt->unique++;
@@ -999,7 +1094,7 @@ static int count_block(void *ctx, uint64_t off, size_t usable, int allocated) {
   if (h->magic != obj_magic(off)) return 0;
   struct ipx__obj_hdr copy;
   hdr_copy(&copy, h);
-  if (!hdr_valid(hc->seg, &copy, off) || copy.block_size > usable) {
+  if (!hdr_valid(hc->seg, &copy, off) || hdr_end(&copy, off) > usable) {
     ipx__seg_problem(hc->r, "objects: damaged header at offset %llu",
                      (unsigned long long)off);
     return 0;
@@ -1062,16 +1157,16 @@ static int obj_check(ipx_segment_t *seg, struct ipx__seg_report *r) {
                          (unsigned long long)i, (unsigned long long)off);
         continue;
       }
-      if (!slot_tag_ok(e, h.hash) ||
-          h.hash != obj_hash(h.kind, (const char *)ipx__seg_at(seg, off + HDR_SIZE),
-                             h.name_len)) {
+      uint64_t hash = obj_hash(
+          h.kind, (const char *)ipx__seg_at(seg, off + HDR_SIZE), h.name_len);
+      if (!slot_tag_ok(e, hash)) {
         ipx__seg_problem(r, "objects: slot %llu: hash does not match the name",
                          (unsigned long long)i);
         continue;
       }
       struct hit hit = lookup(seg, &rt, h.kind,
                               (const char *)ipx__seg_at(seg, off + HDR_SIZE),
-                              h.name_len, h.hash);
+                              h.name_len, hash);
       if (hit.off != off || hit.slot != i)
         ipx__seg_problem(r, "objects: \"%.*s\" (slot %llu) is unreachable "
                             "or has a duplicate",
