@@ -49,6 +49,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ipx_segment_check(s, ignore, NULL);
     ipx_segment_free_memory(s, &v);
     ipx_segment_named_count(s, &v);
+    /* The layers' own paths over whatever the bytes say: a lookup, and for
+     * a writer an allocation and a construction (each may find damage and
+     * must report it, not crash). */
+    void *p;
+    size_t count;
+    ipx_object_find(s, IPX_OBJECT_NAMED, "seed-a", sizeof(int), &p, &count);
+    if (!(mode & 2)) {
+      if (ipx_segment_allocate(s, 48, &p) == 0) ipx_segment_deallocate(s, p);
+      if (ipx_object_construct(s, IPX_OBJECT_NAMED, "fuzz", 8, 0, 2, NULL,
+                               NULL, &p) == 0)
+        ipx_object_destroy(s, IPX_OBJECT_NAMED, "fuzz", 8);
+    }
     ipx_segment_close(s);
   }
   free(buf);

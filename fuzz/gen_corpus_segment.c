@@ -49,5 +49,23 @@ int main(int argc, char **argv) {
   bad |= write_seed(argv[1], "24k-rw", 0, ipx_segment_base(s),
                     3 * IPX_SEGMENT_MIN_SIZE);
   ipx_segment_close(s);
+  /* A segment in use: blocks, named, unique and anonymous objects. */
+  if (ipx_segment_create_heap(&s, 2 * IPX_SEGMENT_MIN_SIZE) != 0) return 1;
+  void *p;
+  int r = ipx_segment_allocate(s, 100, &p);
+  if (r == 0) r = ipx_object_construct(s, IPX_OBJECT_NAMED, "seed-a",
+                                       sizeof(int), 0, 4, NULL, NULL, &p);
+  if (r == 0) r = ipx_object_construct(s, IPX_OBJECT_NAMED, "seed-b", 24, 64,
+                                       1, NULL, NULL, &p);
+  if (r == 0) r = ipx_object_construct(s, IPX_OBJECT_UNIQUE, "seed_type", 8,
+                                       0, 2, NULL, NULL, &p);
+  if (r == 0) r = ipx_object_construct(s, IPX_OBJECT_ANONYMOUS, NULL, 16, 0,
+                                       3, NULL, NULL, &p);
+  if (r != 0) return 1;
+  bad |= write_seed(argv[1], "objects-rw", 0, ipx_segment_base(s),
+                    2 * IPX_SEGMENT_MIN_SIZE);
+  bad |= write_seed(argv[1], "objects-ro", 2, ipx_segment_base(s),
+                    2 * IPX_SEGMENT_MIN_SIZE);
+  ipx_segment_close(s);
   return bad;
 }
