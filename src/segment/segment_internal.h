@@ -70,7 +70,7 @@ struct ipx__seg_header {
   uint8_t boot_id[16];        /* 344 boot whose processes use the lock */
   char corrupt_reason[64];    /* 360 why IPX__SEG_F_CORRUPT was set */
   uint8_t reserved4[24];      /* 424 zero */
-  uint8_t index_root[64];     /* 448 the name index's root (issue 7) */
+  uint8_t index_root[64];     /* 448 the name index's root (src/objects) */
   uint8_t reserved5[IPX_SEGMENT_HEADER_SIZE - 512]; /* zero */
 };
 IPX_STATIC_ASSERT(sizeof(struct ipx__seg_header) == IPX_SEGMENT_HEADER_SIZE,
