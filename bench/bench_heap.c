@@ -31,6 +31,7 @@
 #define ipx__heap_get_stats nl_get_stats
 #define ipx__heap_grow nl_grow
 #define ipx__heap_init nl_init
+#define ipx__heap_init_zeroed nl_init_zeroed
 #define ipx__heap_largest_free nl_largest_free
 #define ipx__heap_max_size nl_max_size
 #define ipx__heap_min_arena nl_min_arena
@@ -56,6 +57,7 @@
 #undef ipx__heap_get_stats
 #undef ipx__heap_grow
 #undef ipx__heap_init
+#undef ipx__heap_init_zeroed
 #undef ipx__heap_largest_free
 #undef ipx__heap_max_size
 #undef ipx__heap_min_arena

@@ -17,6 +17,11 @@ static inline uint64_t hoff(const ipx_segment_t *seg) {
 }
 
 static int h_init(ipx_segment_t *seg) {
+  /* On fresh memory, clearing the 23 KiB control block would only fault
+   * in pages that already read as zeros (most of it stays untouched until
+   * the sizes it describes are used). */
+  if (seg->zeroed)
+    return ipx__heap_init_zeroed(seg->base, hoff(seg), ipx__seg_heap_size(seg));
   return ipx__heap_init(seg->base, hoff(seg), ipx__seg_heap_size(seg));
 }
 

@@ -693,13 +693,14 @@ size_t ipx__heap_ctl_size(void) { return CTL_SIZE; }
 uint64_t ipx__heap_min_size(void) { return CTL_SIZE + MIN_BLOCK + HDR + 64u; }
 uint64_t ipx__heap_max_size(void) { return MAX_HEAP; }
 
-int ipx__heap_init(void *base, uint64_t heap_off, uint64_t heap_size) {
+static int heap_init(void *base, uint64_t heap_off, uint64_t heap_size,
+                     int zeroed) {
   if (!base || ((uintptr_t)base & 15u) || (heap_off & 63u)) return IPX_EINVAL;
   if (heap_size > MAX_HEAP) return IPX_ETOOBIG;
   if (heap_size < ipx__heap_min_size()) return IPX_EINVAL;
   unsigned char *b8 = base;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
-  memset(c, 0, CTL_SIZE);
+  if (!zeroed) memset(c, 0, CTL_SIZE);
   c->version = IPX__HEAP_VERSION;
   c->ctl_size = (uint32_t)CTL_SIZE;
   c->heap_off = heap_off;
@@ -719,6 +720,14 @@ int ipx__heap_init(void *base, uint64_t heap_off, uint64_t heap_size) {
   BARRIER();
   c->magic = IPX__HEAP_MAGIC;
   return 0;
+}
+
+int ipx__heap_init(void *base, uint64_t heap_off, uint64_t heap_size) {
+  return heap_init(base, heap_off, heap_size, 0);
+}
+
+int ipx__heap_init_zeroed(void *base, uint64_t heap_off, uint64_t heap_size) {
+  return heap_init(base, heap_off, heap_size, 1);
 }
 
 static int validate_ctl(const struct ipx__heap_ctl *c, uint64_t heap_off) {

@@ -65,6 +65,10 @@ uint64_t ipx__heap_max_size(void);
  * ipx__heap_max_size()).  Not crash-atomic by itself: the segment publishes
  * the arena only once init returned. */
 int ipx__heap_init(void *base, uint64_t heap_off, uint64_t heap_size);
+/* The same on memory known to read as zeros (a fresh object or file):
+ * the control block is not cleared first, so its untouched pages are not
+ * faulted in. */
+int ipx__heap_init_zeroed(void *base, uint64_t heap_off, uint64_t heap_size);
 
 /* Checks, for a process opening an existing segment, that base + heap_off
  * holds a control block of this format describing exactly this arena

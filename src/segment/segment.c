@@ -562,7 +562,9 @@ static int create_new(struct ipx_segment *s, const char *path,
     s->base = base;
     s->size = o->size;
     s->fd = fd;
+    s->zeroed = 1; /* a new file extended by ftruncate reads as zeros */
     r = format(s);
+    s->zeroed = 0;
   }
   if (!r) r = ipx__sos_publish(fd, tmp, path);
   if (r) {
@@ -698,7 +700,9 @@ int ipx_segment_create_heap(ipx_segment_t **out, uint64_t size) {
   }
   memset(s->base, 0, (size_t)size);
   s->size = size;
+  s->zeroed = 1;
   int r = format(s);
+  s->zeroed = 0;
   if (r) {
     seg_free(s);
     return r;

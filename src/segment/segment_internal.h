@@ -100,6 +100,9 @@ struct ipx_segment {
   enum ipx__seg_backing backing;
   ipx_access_t access;
   int created;
+  int zeroed; /* the memory was all zeros when it was formatted (a fresh
+                 object or file, or memory the segment cleared itself):
+                 layers may skip clearing what they initialise */
 };
 
 static inline struct ipx__seg_header *ipx__seg_hdr(const ipx_segment_t *seg) {

@@ -78,7 +78,7 @@ int ipx__seg_resize_settle(int fd, enum ipx__seg_backing backing) {
     void *base;
     r = ipx__sos_map(fd, (size_t)st, IPX__SOS_RW, NULL, &base);
     if (r) return r;
-    struct ipx_segment tmp = {base, st, fd, backing, IPX_READ_WRITE, 0};
+    struct ipx_segment tmp = {base, st, fd, backing, IPX_READ_WRITE, 0, 0};
     for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l && !r; l++)
       if ((*l)->resize) r = (*l)->resize(&tmp, g.heap_size, new_heap);
     ipx__sos_unmap(base, (size_t)st);
@@ -99,7 +99,7 @@ static int fit_size(int fd, enum ipx__seg_backing backing, uint64_t total,
     void *base;
     int r = ipx__sos_map(fd, (size_t)total, IPX__SOS_RW, NULL, &base);
     if (r) return r;
-    struct ipx_segment tmp = {base, total, fd, backing, IPX_READ_WRITE, 0};
+    struct ipx_segment tmp = {base, total, fd, backing, IPX_READ_WRITE, 0, 0};
     for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++)
       if ((*l)->min_heap) {
         r = (*l)->min_heap(&tmp, &min_heap);
