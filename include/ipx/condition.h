@@ -11,7 +11,12 @@
  * one waiter); signal and broadcast may be called with or without the mutex
  * held.  A signal or broadcast wakes every waiter that started waiting
  * before it (no lost wake-ups); signal and broadcast make no system call
- * when nobody waits.
+ * when nobody waits.  Called by the thread holding the waiters' mutex, they
+ * move the waiters onto the mutex instead of waking them (the unlock wakes
+ * one, which takes the mutex without sleeping again on it); when the mutex
+ * cannot be verified from the calling thread (not held, or mapped at
+ * another distance from the condition than in the waiters' process) they
+ * wake them.  Either way the waiters return the same way.
  *
  * Crashes.  A waiter killed while waiting never swallows a wake-up meant
  * for the others (the kernel wakes only live sleepers), and destroy never

@@ -44,6 +44,17 @@ static inline int ipx__futex_wake(uint32_t *word, int n) {
   return r < 0 ? -errno : (int)r;
 }
 
+/* Move up to `nrequeue` sleepers of *from to *to without waking them, if
+ * *from still equals `expected` (FUTEX_CMP_REQUEUE; nobody is woken).
+ * Returns how many were moved, -EAGAIN (*from differed), or -errno. */
+static inline int ipx__futex_cmp_requeue(uint32_t *from, uint32_t expected,
+                                         int nrequeue, uint32_t *to) {
+  /* The kernel reads the fourth argument as the requeue count here. */
+  long r = syscall(SYS_futex, from, FUTEX_CMP_REQUEUE, 0,
+                   (unsigned long)nrequeue, to, expected);
+  return r < 0 ? -errno : (int)r;
+}
+
 /* One spin-wait step: tells the CPU we are spinning (and lets a sibling
  * hyperthread run). */
 static inline void ipx__cpu_relax(void) {

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "ipx/error.h"
 #include "ipx/mutex.h"
@@ -21,18 +23,39 @@
   __atomic_compare_exchange_n((p), (expp), (v), 0, __ATOMIC_ACQUIRE, \
                               __ATOMIC_RELAXED)
 
-enum { F_TRY = 1, F_TIMED = 2 };
+enum { F_TRY = 1, F_TIMED = 2, F_SLEPT = 4 };
 
 static int check_magic(const ipx__mutex_t *m, uint32_t magic) {
   if (m == NULL) return IPX_EINVAL;
   uint32_t got = LOAD(&m->magic);
   if (got == magic) return 0;
+  if (magic == IPX__MUTEX_MAGIC && got == IPX__MUTEX_MAGIC_V1) return 0;
   /* Never initialised, destroyed, or the other kind: a usage error.
    * Anything else: the memory was overwritten. */
   if (got == 0 || got == IPX__MUTEX_DESTROYED || got == IPX__MUTEX_MAGIC ||
-      got == IPX__RMUTEX_MAGIC)
+      got == IPX__MUTEX_MAGIC_V1 || got == IPX__RMUTEX_MAGIC)
     return IPX_EINVAL;
   return IPX_ECORRUPT;
+}
+
+/* A random non-zero identity.  It only has to differ from the identities
+ * of the other mutexes one thread holds at once, so a weak fallback (when
+ * getrandom is unavailable) is enough. */
+static uint64_t new_identity(const void *where) {
+  uint64_t x = 0;
+  if (getrandom(&x, sizeof x, GRND_NONBLOCK) != (ssize_t)sizeof x) {
+    static uint64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+        (uint64_t)(uintptr_t)where ^ ((uint64_t)ipx__robust_tls.tid << 40) ^
+        __atomic_add_fetch(&counter, 0x9e3779b97f4a7c15ull, __ATOMIC_RELAXED);
+    /* splitmix64's finaliser */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    x ^= x >> 31;
+  }
+  return x != 0 ? x : 1;
 }
 
 static int mutex_init(ipx__mutex_t *m, uint32_t magic) {
@@ -41,6 +64,8 @@ static int mutex_init(ipx__mutex_t *m, uint32_t magic) {
   int r = ipx__robust_self(&s);
   if (r != 0) return r;
   memset(m, 0, sizeof *m);
+  if (magic == IPX__MUTEX_MAGIC)
+    __atomic_store_n(&m->id, new_identity(m), __ATOMIC_RELAXED);
   IPX__TSAN_CREATE(m, magic == IPX__RMUTEX_MAGIC ? IPX__TSAN_WRITE_REENTRANT
                                                  : 0);
   __atomic_store_n(&m->magic, magic, __ATOMIC_RELEASE);
@@ -69,7 +94,7 @@ static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
   if (r != 0) return r;
   const uint32_t tid = s->tid;
   const int recursive = magic == IPX__RMUTEX_MAGIC;
-  const unsigned tflags = (flags ? IPX__TSAN_TRY : 0) |
+  const unsigned tflags = ((flags & (F_TRY | F_TIMED)) ? IPX__TSAN_TRY : 0) |
                           (recursive ? IPX__TSAN_WRITE_REENTRANT : 0);
 
   uint32_t v = LOAD(&m->word);
@@ -91,7 +116,7 @@ static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
   }
   /* After a sleep we cannot know whether others still sleep, so we take
    * the lock with FUTEX_WAITERS set and the unlock wakes one more. */
-  uint32_t wbit = 0;
+  uint32_t wbit = (flags & F_SLEPT) ? W_WAITERS : 0;
   for (;;) {
     v = LOAD(&m->word);
     if ((v & W_TID) == 0) {
@@ -224,6 +249,22 @@ static inline int unlock_fast(ipx__mutex_t *m, uint32_t magic,
 }
 
 #define M(p) ((ipx__mutex_t *)(void *)(p))
+
+int ipx__mutex_wait_check(ipx_mutex_t *pm, uint64_t *id) {
+  ipx__mutex_t *m = M(pm);
+  int r = check_magic(m, IPX__MUTEX_MAGIC);
+  if (r != 0) return r;
+  ipx__robust_self_t *s;
+  r = ipx__robust_self(&s);
+  if (r != 0) return r;
+  if ((LOAD(&m->word) & W_TID) != s->tid) return IPX_ENOTOWNER;
+  *id = LOAD(&m->magic) == IPX__MUTEX_MAGIC ? LOAD(&m->id) : 0;
+  return 0;
+}
+
+int ipx__mutex_lock_after_wait(ipx_mutex_t *m) {
+  return lock_slow(M(m), IPX__MUTEX_MAGIC, IPX_FOREVER, F_SLEPT);
+}
 
 int ipx__mutex_release_for_wait(ipx_mutex_t *pm) {
   ipx__mutex_t *m = M(pm);

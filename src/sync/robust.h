@@ -165,6 +165,26 @@ static inline void ipx__robust_release_end(ipx__robust_self_t *s) {
   s->head->list_op_pending = NULL;
 }
 
+/* How far ipx__robust_holds() walks the list. */
+#define IPX__ROBUST_HOLDS_WALK 32
+
+/* Whether `addr` is the lock word of an entry on the calling thread's list,
+ * looking at no more than the first IPX__ROBUST_HOLDS_WALK entries (0 when
+ * not found within them).  Reads only the list's own links, which are
+ * fields of locks this thread holds and therefore mapped (see the rules
+ * above): `addr` itself is never dereferenced, so any value is safe. */
+static inline int ipx__robust_holds(const ipx__robust_self_t *s,
+                                    uintptr_t addr) {
+  const uintptr_t end = (uintptr_t)s->head;
+  const uintptr_t want = addr + IPX__ROBUST_NEXT_OFFSET;
+  uintptr_t e = (uintptr_t)s->head->list.next & ~(uintptr_t)1;
+  for (int i = 0; i < IPX__ROBUST_HOLDS_WALK && e != end && e != 0; i++) {
+    if (e == want) return 1;
+    e = (uintptr_t)(*(void *const *)e) & ~(uintptr_t)1;
+  }
+  return 0;
+}
+
 /* Whether a lock word value says its owner died (and nobody has taken it
  * since). */
 static inline int ipx__robust_owner_died(uint32_t v) {
