@@ -309,6 +309,18 @@ static int sweep_shm(const char *prefix, char *first, size_t len) {
   return n;
 }
 
+/* The running case's process group, for the runner's signal handler. */
+static volatile sig_atomic_t current_case;
+
+/* A runner stopped by a signal (a time limit of the caller, ^C) takes the
+ * running case's whole process group with it, so no hung case or peer
+ * outlives the run. */
+static void runner_stopped(int sig) {
+  if (current_case > 0) kill(-(pid_t)current_case, SIGKILL);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static int wanted(const char *name, int argc, char **argv) {
   int any = 0;
   for (int i = 1; i < argc; i++) {
@@ -357,6 +369,9 @@ int main(int argc, char **argv) {
   /* Orphans of a case (helpers it forked and did not reap) become ours, so
    * they can be killed and reaped rather than linger. */
   prctl(PR_SET_CHILD_SUBREAPER, 1);
+  signal(SIGTERM, runner_stopped);
+  signal(SIGINT, runner_stopped);
+  signal(SIGHUP, runner_stopped);
 
   int timeout_mult = ipx_test_slow_build() ? 5 : 1;
   const char *tm = getenv("IPX_TEST_TIMEOUT_MULT");
@@ -384,6 +399,13 @@ int main(int argc, char **argv) {
     }
     if (pid == 0) {
       setpgid(0, 0);
+      /* SIGKILLed runner: the case goes too (its helpers are killed by
+       * the runner's sweep, or are orphans of a killed case). */
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() == 1) _exit(EXIT_FAILED);
+      signal(SIGTERM, SIG_DFL);
+      signal(SIGINT, SIG_DFL);
+      signal(SIGHUP, SIG_DFL);
       setenv("IPX_TEST_CASE_PREFIX", prefix, 1);
       setenv("IPX_TEST_TMPDIR", tmpdir, 1);
       seed_rng(index);
@@ -392,10 +414,15 @@ int main(int argc, char **argv) {
       exit(0);
     }
     setpgid(pid, pid);
+    current_case = pid;
     long limit = 1000L * (c->timeout_s ? c->timeout_s : 60) * timeout_mult;
     int st = ipx_test_wait(pid, limit);
     /* Kill and reap whatever the case left running. */
     kill(-pid, SIGKILL);
+    current_case = 0;
+    /* Orphans of the case are ours (subreaper): reap the whole group. */
+    while (waitpid(-pid, NULL, 0) > 0 || errno == EINTR) {
+    }
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
     char left[256] = "";
