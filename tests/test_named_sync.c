@@ -14,6 +14,7 @@
 
 #include "ipx/ipx.h"
 #include "ipx_test.h"
+#include "ipx_test_shm.h"
 
 #define NOBODY 65534
 
@@ -684,11 +685,7 @@ struct pc_names {
 
 static queue_t *map_queue(const char *name, ipx_shm_t **s, ipx_region_t **r,
                           int create) {
-  IPX_ASSERT_OK(ipx_shm_open(s, name, create ? IPX_CREATE_ONLY : IPX_OPEN_ONLY,
-                             IPX_READ_WRITE, 0));
-  if (create) IPX_ASSERT_OK(ipx_shm_resize(*s, 4096, IPX_SHM_RESERVE));
-  IPX_ASSERT_OK(ipx_region_map_shm(r, *s, IPX_READ_WRITE, NULL));
-  return ipx_region_address(*r);
+  return ipx_test_map_shm(name, 4096, create, s, r);
 }
 
 /* argv: role(p/c) mutex not-full not-empty data count */
