@@ -1,5 +1,7 @@
 /* core: version, error codes, time. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +123,76 @@ IPX_TEST(name_check) {
   IPX_ASSERT_ERR(ipx_name_check("/a"), IPX_EBADNAME);
   IPX_ASSERT_ERR(ipx_name_check("a b"), IPX_EBADNAME);
   IPX_ASSERT_ERR(ipx_name_check("caf\xc3\xa9"), IPX_EBADNAME);
+}
+
+/* A runner stopped by a signal takes its running case and the case's peers
+ * with it.  The hanging case only hangs when asked to (by the test below,
+ * which runs this binary as a separate runner). */
+IPX_TEST_PEER(sleeper_peer) {
+  (void)argc;
+  (void)argv;
+  for (;;) ipx_test_sleep_ms(1000);
+  return 0;
+}
+
+IPX_TEST(zz_hangs_when_asked) {
+  const char *path = getenv("IPX_TEST_HANG_DEMO");
+  if (!path) return;
+  pid_t peer = ipx_test_spawn("sleeper_peer", NULL);
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  IPX_ASSERT(f != NULL);
+  fprintf(f, "%d %d\n", (int)getpid(), (int)peer);
+  fclose(f);
+  IPX_ASSERT_OK(rename(tmp, path) == 0 ? 0 : -errno);
+  for (;;) ipx_test_sleep_ms(1000);
+}
+
+/* Gone, or a zombie waiting for its reaper. */
+static int is_dead(pid_t pid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  const char *paren = strrchr(buf, ')');
+  return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+IPX_TEST(harness_runner_stopped_takes_its_case) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/pids", ipx_test_tmpdir());
+  fflush(stdout);
+  pid_t runner = fork();
+  IPX_ASSERT(runner >= 0);
+  if (runner == 0) {
+    setenv("IPX_TEST_HANG_DEMO", path, 1);
+    unsetenv("IPX_TEST_RESULTS_DIR"); /* not part of this run's count */
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 1);
+    execl("/proc/self/exe", "test_core", "zz_hangs_when_asked", (char *)NULL);
+    _exit(127);
+  }
+  int case_pid = 0, peer_pid = 0;
+  for (int i = 0; i < 1000 && !case_pid; i++) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+      if (fscanf(f, "%d %d", &case_pid, &peer_pid) != 2) case_pid = 0;
+      fclose(f);
+    }
+    if (!case_pid) ipx_test_sleep_ms(10);
+  }
+  IPX_ASSERT_GT(case_pid, 0);
+  IPX_ASSERT(!is_dead(case_pid) && !is_dead(peer_pid));
+  IPX_ASSERT_OK(kill(runner, SIGTERM));
+  IPX_ASSERT_CHILD_SIGNALED(runner, SIGTERM);
+  int gone = 0;
+  for (int i = 0; i < 500 && !gone; i++) {
+    gone = is_dead(case_pid) && is_dead(peer_pid);
+    if (!gone) ipx_test_sleep_ms(10);
+  }
+  IPX_ASSERT(gone);
 }
