@@ -72,7 +72,7 @@ void ipx__seg_seal(struct ipx__seg_header *h) {
   if (s < 2) h->geo[s].check = ipx__seg_geo_check(&h->geo[s], s);
 }
 
-/* Every open checks ~3.5 KiB of reserved bytes: OR whole words. */
+/* Every open checks half a KiB of reserved bytes: OR whole words. */
 static int all_zero(const void *p, size_t n) {
   const unsigned char *b = p;
   uint64_t acc = 0;

@@ -74,7 +74,10 @@ struct ipx__seg_header {
   uint8_t reserved5[IPX_SEGMENT_HEADER_SIZE - 512]; /* zero */
 };
 IPX_STATIC_ASSERT(sizeof(struct ipx__seg_header) == IPX_SEGMENT_HEADER_SIZE,
-                  "segment header is one 4 KiB page");
+                  "segment header is 1 KiB: the heap starts in its page");
+IPX_STATIC_ASSERT(IPX_SEGMENT_HEADER_SIZE % 64 == 0,
+                  "the heap starts on a cache line (the allocator needs a "
+                  "multiple of 64)");
 IPX_STATIC_ASSERT(offsetof(struct ipx__seg_header, checksum) == 120,
                   "identity block layout");
 IPX_STATIC_ASSERT(offsetof(struct ipx__seg_header, geo) == 160,
@@ -112,7 +115,7 @@ static inline void *ipx__seg_at(const ipx_segment_t *seg, uint64_t off) {
   return seg->base + off;
 }
 static inline uint64_t ipx__seg_heap_off(const ipx_segment_t *seg) {
-  (void)seg; /* fixed in format version 1 */
+  (void)seg; /* fixed in format version 2 */
   return IPX_SEGMENT_HEADER_SIZE;
 }
 /* Heap bytes; fixed while any handle is open (resizing needs everyone
