@@ -845,6 +845,59 @@ IPX_TEST(unfinished_resize_needs_a_lone_writer) {
   IPX_ASSERT_OK(ipx_segment_remove_shm(name));
 }
 
+/* A resizer killed between its steps, staged exactly: the intent recorded
+ * and the object already at the new size (grow), or the intent recorded
+ * with nothing else done yet (shrink); then grow and open finish them. */
+static void record_intent(const char *name, uint64_t to) {
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  struct ipx__seg_header *h = ipx__seg_hdr(s);
+  uint32_t n = (h->geo_slot & 1) ^ 1;
+  h->geo[n] = h->geo[h->geo_slot & 1];
+  h->geo[n].resize_to = to;
+  h->geo_slot = n;
+  ipx__seg_seal(h);
+  ipx_segment_close(s);
+}
+
+IPX_TEST(staged_resize_states_are_finished) {
+  char name[128], path[512];
+  ipx_test_name(name, sizeof name, "stage");
+  snprintf(path, sizeof path, "/dev/shm/ipx.%s", name);
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 64 * KiB));
+  heap_at(s)[5] = 42;
+  ipx_segment_close(s);
+  /* Grow to 96 KiB killed right after its ftruncate. */
+  record_intent(name, 96 * KiB);
+  IPX_ASSERT_EQ(truncate(path, 96 * KiB), 0);
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  IPX_ASSERT_EQ(ipx_segment_size(s), 96 * KiB);
+  IPX_ASSERT_EQ(heap_at(s)[5], 42);
+  uint64_t v;
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
+  IPX_ASSERT_EQ(v, fresh_free(96 * KiB));
+  IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
+  ipx_segment_close(s);
+  /* Shrink to 64 KiB killed before it did anything but record it: the
+   * next grow finishes it first, then grows from there. */
+  record_intent(name, 64 * KiB);
+  IPX_ASSERT_OK(ipx_segment_grow_shm(name, 32 * KiB));
+  struct stat st;
+  IPX_ASSERT_EQ(stat(path, &st), 0);
+  IPX_ASSERT_EQ(st.st_size, 96 * KiB);
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_segment_size(s), 96 * KiB);
+  IPX_ASSERT_EQ(heap_at(s)[5], 42);
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
+  IPX_ASSERT_EQ(v, fresh_free(96 * KiB));
+  IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
+  const struct ipx__seg_header *h = ipx__seg_hdr(s);
+  IPX_ASSERT_EQ(h->geo[h->geo_slot & 1].resize_to, 0);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+}
+
 /* ---- handles, addresses ------------------------------------------------------ */
 
 IPX_TEST_PEER(peer_handle_reads) {
