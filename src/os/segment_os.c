@@ -47,7 +47,7 @@ int ipx__sos_create_unnamed(const char *path, unsigned perm, char *tmpname,
     if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) return -e;
     static atomic_uint counter;
     for (int tries = 0; tries < 100; tries++) {
-      int n = snprintf(tmpname, tmplen, "%s.ipx-tmp-%ld-%u", path, (long)getpid(),
+      int n = snprintf(tmpname, tmplen, "%s.ipx-tmp-%d-%u", path, ipx__sos_pid(),
                        atomic_fetch_add(&counter, 1));
       if (n < 0 || (size_t)n >= tmplen) return -ENAMETOOLONG;
       fd = open(tmpname, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
@@ -174,6 +174,27 @@ int ipx__sos_unmap(void *addr, size_t len) {
 
 int ipx__sos_sync(void *addr, size_t len) {
   return msync(addr, len, MS_SYNC) == 0 ? 0 : -errno;
+}
+
+static int pid_cache; /* 0 until known, and in a fork child */
+static int pid_cacheable;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void) { __atomic_store_n(&pid_cache, 0, __ATOMIC_RELAXED); }
+
+static void pid_register(void) {
+  /* Without the handler a child would inherit a stale id: then do not
+   * cache at all. */
+  pid_cacheable = pthread_atfork(NULL, NULL, pid_forget) == 0;
+}
+
+int ipx__sos_pid(void) {
+  int p = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
+  if (__builtin_expect(p != 0, 1)) return p;
+  pthread_once(&pid_once, pid_register);
+  p = (int)getpid();
+  if (pid_cacheable) __atomic_store_n(&pid_cache, p, __ATOMIC_RELAXED);
+  return p;
 }
 
 static uint8_t boot_id[16];

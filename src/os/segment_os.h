@@ -54,6 +54,12 @@ int ipx__sos_map(int fd, size_t len, enum ipx__sos_prot prot, void *hint,
 int ipx__sos_unmap(void *addr, size_t len);
 int ipx__sos_sync(void *addr, size_t len);
 
+/* The calling process's id without a system call: cached, and forgotten in
+ * the child of every fork() (a pthread_atfork handler).  A child made
+ * without fork()'s handlers (a raw clone, _Fork) would see its parent's id
+ * until it calls fork() itself: used only where the id is information. */
+int ipx__sos_pid(void);
+
 /* The 16 bytes of /proc/sys/kernel/random/boot_id (read once, cached).
  * -errno if it cannot be read, IPX_ECORRUPT if it is not a UUID. */
 int ipx__sos_boot_id(uint8_t out[16]);

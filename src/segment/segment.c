@@ -204,7 +204,7 @@ static int format(struct ipx_segment *s) {
   memcpy(h->magic, IPX__SEG_MAGIC, 8);
   layout_fill(h);
   h->heap_off = IPX_SEGMENT_HEADER_SIZE;
-  h->creator_pid = (int32_t)getpid();
+  h->creator_pid = (int32_t)ipx__sos_pid();
   h->backing = s->backing;
   h->geo_slot = 0;
   h->geo[0].total_size = s->size;
