@@ -204,14 +204,14 @@ static void versions(void *arg) {
 
   memcpy(v, img, SEG_SIZE);
   h->ptr_size = 4;
-  h->fingerprint = ipx__seg_fnv(v + 8, 24);
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
   ipx__seg_seal(h);
   put(t, v, SEG_SIZE);
   try_all(t, E_VERSION, "32-bit pointers");
 
   memcpy(v, img, SEG_SIZE);
   h->rmutex_size = 128;
-  h->fingerprint = ipx__seg_fnv(v + 8, 24);
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
   ipx__seg_seal(h);
   put(t, v, SEG_SIZE);
   try_all(t, E_VERSION, "another recursive mutex size");
@@ -234,7 +234,7 @@ static void versions(void *arg) {
   memcpy(v, img, SEG_SIZE);
   h->version = 1;
   h->header_size = 4096;
-  h->fingerprint = ipx__seg_fnv(v + 8, 24);
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
   h->heap_off = 4096;
   h->geo[0].heap_size = h->geo[0].total_size - 4096;
   ipx__seg_seal(h);
