@@ -514,7 +514,7 @@ static int open_fd(struct ipx_segment *s, const ipx_segment_options_t *o) {
                      &base);
     if (r) return r;
     /* Validate a copy: what is checked is what is used. */
-    memcpy(&copy, base, sizeof copy);
+    ipx__seg_copy_header(&copy, base);
     r = ipx__seg_validate(&copy, size, &pending);
     if (!r && !pending) break;
     ipx__sos_unmap(base, (size_t)size);

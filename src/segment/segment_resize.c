@@ -68,7 +68,7 @@ static int rs_load(struct rs *x, uint64_t extra, int *pending) {
   r = rs_map(x, len);
   if (r && len > x->size) r = rs_map(x, x->size);
   if (r) return r;
-  memcpy(&x->h, x->base, sizeof x->h);
+  ipx__seg_copy_header(&x->h, x->base);
   return ipx__seg_validate(&x->h, x->size, pending);
 }
 
