@@ -130,35 +130,6 @@ int ipx__sos_resize(int fd, uint64_t size, int reserve) {
   return 0;
 }
 
-int ipx__sos_pread(int fd, void *buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return IPX_ECORRUPT;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
-int ipx__sos_pwrite(int fd, const void *buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
-                       (off_t)(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 int ipx__sos_map(int fd, size_t len, enum ipx__sos_prot prot, void *hint,
                  void **out) {
   int p = prot == IPX__SOS_RO ? PROT_READ : PROT_READ | PROT_WRITE;

@@ -38,12 +38,6 @@ int ipx__sos_size(int fd, uint64_t *size);
 /* Set the size (reserve: allocate the blocks too, -ENOSPC when full). */
 int ipx__sos_resize(int fd, uint64_t size, int reserve);
 
-/* Write exactly len bytes at off. */
-int ipx__sos_pwrite(int fd, const void *buf, size_t len, uint64_t off);
-
-/* Read exactly len bytes at off; IPX_ECORRUPT if the file is shorter. */
-int ipx__sos_pread(int fd, void *buf, size_t len, uint64_t off);
-
 enum ipx__sos_prot { IPX__SOS_RO, IPX__SOS_RW, IPX__SOS_COW };
 
 /* Map len bytes of fd from offset 0 (shared, or private for COW).  With a
