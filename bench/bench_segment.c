@@ -3,9 +3,12 @@
  *   bench: segment_open_64MiB_other_process
  *                                      us for another process to open it
  *   bench: segment_grow_64MiB_by_64MiB us to grow it by 64 MiB (closed)
+ * and for each the page faults it takes (getrusage around the call, outside
+ * the timed part): segment_*_faults.
  * Medians over IPX_BENCH_REPS x 51 operations each. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +23,17 @@ static void die(const char *what, int err) {
   exit(1);
 }
 
+static double faults(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_minflt + u.ru_majflt);
+}
+
+/* A measurement: median microseconds and median page faults. */
+struct m {
+  double us, faults;
+};
+
 static ipx_segment_options_t opts(ipx_open_mode_t mode) {
   ipx_segment_options_t o;
   ipx_segment_options_init(&o);
@@ -28,23 +42,25 @@ static ipx_segment_options_t opts(ipx_open_mode_t mode) {
   return o;
 }
 
-static double create_us(const char *name) {
-  double v[OPS];
+static struct m create_us(const char *name) {
+  double v[OPS], f[OPS];
   ipx_segment_options_t o = opts(IPX_CREATE_ONLY);
   for (int i = 0; i < OPS; i++) {
     ipx_segment_t *s;
+    double f0 = faults();
     uint64_t t0 = bench_now_ns();
     int e = ipx_segment_open_shm(&s, name, &o);
     v[i] = (double)(bench_now_ns() - t0) / 1e3;
+    f[i] = faults() - f0;
     if (e) die("create", e);
     ipx_segment_close(s);
     ipx_segment_remove_shm(name);
   }
-  return bench_median(v, OPS);
+  return (struct m){bench_median(v, OPS), bench_median(f, OPS)};
 }
 
 /* Run in a child: open the parent's segment OPS times. */
-static double open_other_us(const char *name) {
+static struct m open_other_us(const char *name) {
   int fds[2];
   if (pipe(fds) != 0) die("pipe", -1);
   ipx_segment_t *s;
@@ -53,44 +69,48 @@ static double open_other_us(const char *name) {
   if (e) die("create", e);
   pid_t p = fork();
   if (p == 0) {
-    double v[OPS];
+    double v[OPS], f[OPS];
     ipx_segment_options_t oo = opts(IPX_OPEN_ONLY);
     for (int i = 0; i < OPS; i++) {
       ipx_segment_t *t;
+      double f0 = faults();
       uint64_t t0 = bench_now_ns();
       int r = ipx_segment_open_shm(&t, name, &oo);
       v[i] = (double)(bench_now_ns() - t0) / 1e3;
+      f[i] = faults() - f0;
       if (r) die("open", r);
       ipx_segment_close(t);
     }
-    double m = bench_median(v, OPS);
-    _exit(write(fds[1], &m, sizeof m) == sizeof m ? 0 : 1);
+    struct m res = {bench_median(v, OPS), bench_median(f, OPS)};
+    _exit(write(fds[1], &res, sizeof res) == sizeof res ? 0 : 1);
   }
-  double m = -1;
-  if (read(fds[0], &m, sizeof m) != sizeof m) die("child", -1);
+  struct m res = {-1, -1};
+  if (read(fds[0], &res, sizeof res) != sizeof res) die("child", -1);
   waitpid(p, NULL, 0);
   close(fds[0]);
   close(fds[1]);
   ipx_segment_close(s);
   ipx_segment_remove_shm(name);
-  return m;
+  return res;
 }
 
-static double grow_us(const char *name) {
-  double v[OPS];
+static struct m grow_us(const char *name) {
+  double v[OPS], f[OPS];
   ipx_segment_options_t o = opts(IPX_CREATE_ONLY);
   for (int i = 0; i < OPS; i++) {
     ipx_segment_t *s;
     int e = ipx_segment_open_shm(&s, name, &o);
     if (e) die("create", e);
     ipx_segment_close(s);
+    double f0 = faults();
     uint64_t t0 = bench_now_ns();
     e = ipx_segment_grow_shm(name, 64 * MIB);
     v[i] = (double)(bench_now_ns() - t0) / 1e3;
+    f[i] = faults() - f0;
     if (e) die("grow", e);
     ipx_segment_remove_shm(name);
   }
-  return bench_median(v, OPS);
+  return (struct m){bench_median(v, OPS), bench_median(f, OPS)};
 }
 
 int main(void) {
@@ -98,15 +118,24 @@ int main(void) {
   bench_name(name, sizeof name, "seg");
   int reps = bench_reps(5);
   if (reps > 32) reps = 32;
-  double c[32], op[32], g[32];
+  double c[32], op[32], g[32], cf[32], of[32], gf[32];
   create_us(name); /* warm-up */
   for (int i = 0; i < reps; i++) {
-    c[i] = create_us(name);
-    op[i] = open_other_us(name);
-    g[i] = grow_us(name);
+    struct m x = create_us(name), y = open_other_us(name), z = grow_us(name);
+    c[i] = x.us;
+    cf[i] = x.faults;
+    op[i] = y.us;
+    of[i] = y.faults;
+    g[i] = z.us;
+    gf[i] = z.faults;
   }
   bench_report("segment_create_64MiB", bench_median(c, reps), "us");
   bench_report("segment_open_64MiB_other_process", bench_median(op, reps), "us");
   bench_report("segment_grow_64MiB_by_64MiB", bench_median(g, reps), "us");
+  bench_report("segment_create_64MiB_faults", bench_median(cf, reps), "faults");
+  bench_report("segment_open_64MiB_other_process_faults", bench_median(of, reps),
+               "faults");
+  bench_report("segment_grow_64MiB_by_64MiB_faults", bench_median(gf, reps),
+               "faults");
   return 0;
 }

@@ -3,6 +3,7 @@
  * openers, grow/shrink, handles, the lock and check. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,62 @@ IPX_TEST(create_open_close_remove_shm) {
   IPX_ASSERT_ERR(ipx_segment_remove_shm(name), IPX_ENOTFOUND);
   IPX_ASSERT_ERR(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0), IPX_ENOTFOUND);
   IPX_ASSERT_OK(ipx_segment_close(NULL));
+}
+
+/* The creator's pid in the header is the creating process's, in a fork
+ * child (and its child) as well, though the library caches it. */
+static void create_and_check_pid(void *arg) {
+  const char *name = arg;
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 64 * KiB));
+  IPX_ASSERT_EQ(ipx__seg_hdr(s)->creator_pid, getpid());
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+}
+
+static void fork_twice_and_create(void *arg) {
+  create_and_check_pid(arg);
+  IPX_ASSERT_CHILD_OK(ipx_test_fork(create_and_check_pid, arg));
+  create_and_check_pid(arg);
+}
+
+static void create_and_keep(void *arg) {
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, arg, IPX_CREATE_ONLY, IPX_READ_WRITE, 64 * KiB));
+  ipx_segment_close(s);
+}
+
+static void *create_in_thread(void *arg) {
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(ipx_segment_create_heap(&s, 64 * KiB));
+  *(int32_t *)arg = ipx__seg_hdr(s)->creator_pid;
+  ipx_segment_close(s);
+  return NULL;
+}
+
+IPX_TEST(creator_pid_is_the_creating_process_in_fork_children) {
+  char name[128];
+  ipx_test_name(name, sizeof name, "pid");
+  create_and_check_pid(name); /* the parent knows its pid from now on */
+  pid_t kid = ipx_test_fork(fork_twice_and_create, name);
+  IPX_ASSERT_CHILD_OK(kid);
+  /* A segment the child published records the child. */
+  pid_t me = getpid();
+  kid = ipx_test_fork(create_and_keep, name);
+  IPX_ASSERT_CHILD_OK(kid);
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  IPX_ASSERT_EQ(ipx__seg_hdr(s)->creator_pid, kid);
+  IPX_ASSERT_NE(ipx__seg_hdr(s)->creator_pid, me);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+  /* Another thread's segment records the process, not the thread. */
+  int32_t pid = 0;
+  pthread_t t;
+  IPX_ASSERT_EQ(pthread_create(&t, NULL, create_in_thread, &pid), 0);
+  IPX_ASSERT_EQ(pthread_join(t, NULL), 0);
+  IPX_ASSERT_EQ(pid, me);
+  create_and_check_pid(name);
 }
 
 IPX_TEST(permissions_are_exact_whatever_the_umask) {
@@ -841,6 +898,59 @@ IPX_TEST(unfinished_resize_needs_a_lone_writer) {
   IPX_ASSERT_OK(open_shm(&t, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
   IPX_ASSERT_EQ(ipx_segment_size(t), 96 * KiB);
   ipx_segment_close(t);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+}
+
+/* A resizer killed between its steps, staged exactly: the intent recorded
+ * and the object already at the new size (grow), or the intent recorded
+ * with nothing else done yet (shrink); then grow and open finish them. */
+static void record_intent(const char *name, uint64_t to) {
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  struct ipx__seg_header *h = ipx__seg_hdr(s);
+  uint32_t n = (h->geo_slot & 1) ^ 1;
+  h->geo[n] = h->geo[h->geo_slot & 1];
+  h->geo[n].resize_to = to;
+  h->geo_slot = n;
+  ipx__seg_seal(h);
+  ipx_segment_close(s);
+}
+
+IPX_TEST(staged_resize_states_are_finished) {
+  char name[128], path[512];
+  ipx_test_name(name, sizeof name, "stage");
+  snprintf(path, sizeof path, "/dev/shm/ipx.%s", name);
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 64 * KiB));
+  heap_at(s)[5] = 42;
+  ipx_segment_close(s);
+  /* Grow to 96 KiB killed right after its ftruncate. */
+  record_intent(name, 96 * KiB);
+  IPX_ASSERT_EQ(truncate(path, 96 * KiB), 0);
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  IPX_ASSERT_EQ(ipx_segment_size(s), 96 * KiB);
+  IPX_ASSERT_EQ(heap_at(s)[5], 42);
+  uint64_t v;
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
+  IPX_ASSERT_EQ(v, fresh_free(96 * KiB));
+  IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
+  ipx_segment_close(s);
+  /* Shrink to 64 KiB killed before it did anything but record it: the
+   * next grow finishes it first, then grows from there. */
+  record_intent(name, 64 * KiB);
+  IPX_ASSERT_OK(ipx_segment_grow_shm(name, 32 * KiB));
+  struct stat st;
+  IPX_ASSERT_EQ(stat(path, &st), 0);
+  IPX_ASSERT_EQ(st.st_size, 96 * KiB);
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_OPEN_ONLY, IPX_READ_ONLY, 0));
+  IPX_ASSERT_EQ(ipx_segment_size(s), 96 * KiB);
+  IPX_ASSERT_EQ(heap_at(s)[5], 42);
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &v));
+  IPX_ASSERT_EQ(v, fresh_free(96 * KiB));
+  IPX_ASSERT_OK(ipx_segment_check(s, NULL, NULL));
+  const struct ipx__seg_header *h = ipx__seg_hdr(s);
+  IPX_ASSERT_EQ(h->geo[h->geo_slot & 1].resize_to, 0);
   ipx_segment_close(s);
   IPX_ASSERT_OK(ipx_segment_remove_shm(name));
 }

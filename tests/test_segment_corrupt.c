@@ -204,14 +204,14 @@ static void versions(void *arg) {
 
   memcpy(v, img, SEG_SIZE);
   h->ptr_size = 4;
-  h->fingerprint = ipx__seg_fnv(v + 8, 24);
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
   ipx__seg_seal(h);
   put(t, v, SEG_SIZE);
   try_all(t, E_VERSION, "32-bit pointers");
 
   memcpy(v, img, SEG_SIZE);
   h->rmutex_size = 128;
-  h->fingerprint = ipx__seg_fnv(v + 8, 24);
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
   ipx__seg_seal(h);
   put(t, v, SEG_SIZE);
   try_all(t, E_VERSION, "another recursive mutex size");
@@ -227,6 +227,19 @@ static void versions(void *arg) {
   ipx__seg_seal(h);
   put(t, v, SEG_SIZE);
   try_all(t, E_VERSION, "other byte order");
+
+  /* A segment of format version 1, as the previous release wrote it: a
+   * 4 KiB header with the heap after it.  Refused for its version, before
+   * any of its other rules could be misread. */
+  memcpy(v, img, SEG_SIZE);
+  h->version = 1;
+  h->header_size = 4096;
+  h->fingerprint = ipx__seg_hash(v + 8, 24);
+  h->heap_off = 4096;
+  h->geo[0].heap_size = h->geo[0].total_size - 4096;
+  ipx__seg_seal(h);
+  put(t, v, SEG_SIZE);
+  try_all(t, E_VERSION, "format version 1 (4 KiB header)");
 
   /* A big-endian writer's header as this machine reads it. */
   memcpy(v, img, SEG_SIZE);
@@ -248,7 +261,9 @@ static void garbage(void *arg) {
     try_all(t, i % 2 && len >= 8 ? E_ANY_ERROR : E_CORRUPT, "random bytes");
   }
   memset(junk, 0, 256 * KiB);
-  static const size_t zl[] = {0, 1, 4095, 4096, SEG_SIZE, 256 * KiB};
+  static const size_t zl[] = {0,    1,    IPX_SEGMENT_HEADER_SIZE - 1,
+                              IPX_SEGMENT_HEADER_SIZE, 4096, SEG_SIZE,
+                              256 * KiB};
   for (size_t i = 0; i < sizeof zl / sizeof zl[0]; i++) {
     put(t, junk, zl[i]);
     try_all(t, E_CORRUPT, "zeros");

@@ -2,7 +2,7 @@
  * managed_shared_memory, managed_mapped_file, managed_external_buffer,
  * managed_heap_memory).
  *
- * A segment is one contiguous piece of memory that starts with a 4 KiB
+ * A segment is one contiguous piece of memory that starts with a 1 KiB
  * header (docs/FORMAT.md) followed by the heap that the allocator and the
  * named-object index manage.  Four backings:
  *
@@ -54,10 +54,11 @@ IPX_EXTERN_C_BEGIN
 typedef struct ipx_segment ipx_segment_t;
 
 /* The segment format version this build reads and writes. */
-#define IPX_SEGMENT_FORMAT_VERSION 1u
-/* Bytes of the header at the start of every segment; the heap follows. */
-#define IPX_SEGMENT_HEADER_SIZE 4096u
-/* Smallest segment: the header and 28 KiB of heap (the allocator's control
+#define IPX_SEGMENT_FORMAT_VERSION 2u
+/* Bytes of the header at the start of every segment; the heap follows (in
+ * the same page: a fresh segment's bookkeeping fits in its first page). */
+#define IPX_SEGMENT_HEADER_SIZE 1024u
+/* Smallest segment: the header and 31 KiB of heap (the allocator's control
  * block takes 23 KiB of it). */
 #define IPX_SEGMENT_MIN_SIZE 32768u
 /* Largest segment (64 TiB); larger requests are IPX_ETOOBIG. */

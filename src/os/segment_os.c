@@ -47,7 +47,7 @@ int ipx__sos_create_unnamed(const char *path, unsigned perm, char *tmpname,
     if (e != EOPNOTSUPP && e != EISDIR && e != EINVAL) return -e;
     static atomic_uint counter;
     for (int tries = 0; tries < 100; tries++) {
-      int n = snprintf(tmpname, tmplen, "%s.ipx-tmp-%ld-%u", path, (long)getpid(),
+      int n = snprintf(tmpname, tmplen, "%s.ipx-tmp-%d-%u", path, ipx__sos_pid(),
                        atomic_fetch_add(&counter, 1));
       if (n < 0 || (size_t)n >= tmplen) return -ENAMETOOLONG;
       fd = open(tmpname, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC | O_NOFOLLOW,
@@ -60,11 +60,17 @@ int ipx__sos_create_unnamed(const char *path, unsigned perm, char *tmpname,
       return -e;
     }
   }
-  /* The umask applied at creation; the object gets exactly perm. */
-  if (fchmod(fd, perm & 07777) != 0) {
-    int e = errno;
-    ipx__sos_discard(fd, tmpname);
-    return -e;
+  /* The umask applied at creation; the object gets exactly perm.  Usually
+   * the umask took nothing from perm: looking (fstat) costs half of
+   * changing (fchmod), and nobody else can change the unpublished file in
+   * between. */
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (st.st_mode & 07777) != (perm & 07777)) {
+    if (fchmod(fd, perm & 07777) != 0) {
+      int e = errno;
+      ipx__sos_discard(fd, tmpname);
+      return -e;
+    }
   }
   return fd;
 }
@@ -124,35 +130,6 @@ int ipx__sos_resize(int fd, uint64_t size, int reserve) {
   return 0;
 }
 
-int ipx__sos_pread(int fd, void *buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return IPX_ECORRUPT;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
-int ipx__sos_pwrite(int fd, const void *buf, size_t len, uint64_t off) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pwrite(fd, (const char *)buf + done, len - done,
-                       (off_t)(off + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return -EIO;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 int ipx__sos_map(int fd, size_t len, enum ipx__sos_prot prot, void *hint,
                  void **out) {
   int p = prot == IPX__SOS_RO ? PROT_READ : PROT_READ | PROT_WRITE;
@@ -174,6 +151,27 @@ int ipx__sos_unmap(void *addr, size_t len) {
 
 int ipx__sos_sync(void *addr, size_t len) {
   return msync(addr, len, MS_SYNC) == 0 ? 0 : -errno;
+}
+
+static int pid_cache; /* 0 until known, and in a fork child */
+static int pid_cacheable;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_forget(void) { __atomic_store_n(&pid_cache, 0, __ATOMIC_RELAXED); }
+
+static void pid_register(void) {
+  /* Without the handler a child would inherit a stale id: then do not
+   * cache at all. */
+  pid_cacheable = pthread_atfork(NULL, NULL, pid_forget) == 0;
+}
+
+int ipx__sos_pid(void) {
+  int p = __atomic_load_n(&pid_cache, __ATOMIC_RELAXED);
+  if (__builtin_expect(p != 0, 1)) return p;
+  pthread_once(&pid_once, pid_register);
+  p = (int)getpid();
+  if (pid_cacheable) __atomic_store_n(&pid_cache, p, __ATOMIC_RELAXED);
+  return p;
 }
 
 static uint8_t boot_id[16];

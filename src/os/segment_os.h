@@ -38,12 +38,6 @@ int ipx__sos_size(int fd, uint64_t *size);
 /* Set the size (reserve: allocate the blocks too, -ENOSPC when full). */
 int ipx__sos_resize(int fd, uint64_t size, int reserve);
 
-/* Write exactly len bytes at off. */
-int ipx__sos_pwrite(int fd, const void *buf, size_t len, uint64_t off);
-
-/* Read exactly len bytes at off; IPX_ECORRUPT if the file is shorter. */
-int ipx__sos_pread(int fd, void *buf, size_t len, uint64_t off);
-
 enum ipx__sos_prot { IPX__SOS_RO, IPX__SOS_RW, IPX__SOS_COW };
 
 /* Map len bytes of fd from offset 0 (shared, or private for COW).  With a
@@ -53,6 +47,12 @@ int ipx__sos_map(int fd, size_t len, enum ipx__sos_prot prot, void *hint,
                  void **out);
 int ipx__sos_unmap(void *addr, size_t len);
 int ipx__sos_sync(void *addr, size_t len);
+
+/* The calling process's id without a system call: cached, and forgotten in
+ * the child of every fork() (a pthread_atfork handler).  A child made
+ * without fork()'s handlers (a raw clone, _Fork) would see its parent's id
+ * until it calls fork() itself: used only where the id is information. */
+int ipx__sos_pid(void);
 
 /* The 16 bytes of /proc/sys/kernel/random/boot_id (read once, cached).
  * -errno if it cannot be read, IPX_ECORRUPT if it is not a UUID. */

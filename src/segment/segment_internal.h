@@ -32,7 +32,7 @@ struct ipx__seg_geo {
   uint64_t total_size; /* bytes, header included */
   uint64_t heap_size;  /* total_size - heap_off */
   uint64_t resize_to;  /* 0, or the target of an unfinished grow/shrink */
-  uint64_t check;      /* FNV-1a 64 of the three words and the slot index */
+  uint64_t check;      /* ipx__seg_hash of the three words and the slot */
 };
 
 struct ipx__seg_header {
@@ -48,12 +48,12 @@ struct ipx__seg_header {
   uint16_t mutex_align;  /* 26  alignof(ipx_mutex_t) */
   uint16_t rmutex_size;  /* 28  sizeof(ipx_recursive_mutex_t) */
   uint16_t rmutex_align; /* 30  alignof(ipx_recursive_mutex_t) */
-  uint64_t fingerprint;  /* 32  FNV-1a 64 of bytes 8..31 */
+  uint64_t fingerprint;  /* 32  ipx__seg_hash of bytes 8..31 */
   uint64_t heap_off;     /* 40  IPX_SEGMENT_HEADER_SIZE */
   int32_t creator_pid;   /* 48 */
   uint32_t backing;      /* 52  enum ipx__seg_backing at creation */
   uint8_t reserved0[64]; /* 56  zero */
-  uint64_t checksum;     /* 120 FNV-1a 64 of bytes 0..119 */
+  uint64_t checksum;     /* 120 ipx__seg_hash of bytes 0..119 */
   /* 128..255: geometry. */
   uint32_t geo_slot;          /* 128 0 or 1 */
   uint8_t reserved1[28];      /* 132 zero */
@@ -74,7 +74,10 @@ struct ipx__seg_header {
   uint8_t reserved5[IPX_SEGMENT_HEADER_SIZE - 512]; /* zero */
 };
 IPX_STATIC_ASSERT(sizeof(struct ipx__seg_header) == IPX_SEGMENT_HEADER_SIZE,
-                  "segment header is one 4 KiB page");
+                  "segment header is 1 KiB: the heap starts in its page");
+IPX_STATIC_ASSERT(IPX_SEGMENT_HEADER_SIZE % 64 == 0,
+                  "the heap starts on a cache line (the allocator needs a "
+                  "multiple of 64)");
 IPX_STATIC_ASSERT(offsetof(struct ipx__seg_header, checksum) == 120,
                   "identity block layout");
 IPX_STATIC_ASSERT(offsetof(struct ipx__seg_header, geo) == 160,
@@ -112,7 +115,7 @@ static inline void *ipx__seg_at(const ipx_segment_t *seg, uint64_t off) {
   return seg->base + off;
 }
 static inline uint64_t ipx__seg_heap_off(const ipx_segment_t *seg) {
-  (void)seg; /* fixed in format version 1 */
+  (void)seg; /* fixed in format version 2 */
   return IPX_SEGMENT_HEADER_SIZE;
 }
 /* Heap bytes; fixed while any handle is open (resizing needs everyone
@@ -188,7 +191,10 @@ struct ipx__seg_layer {
 extern const struct ipx__seg_layer *const ipx__seg_layers[];
 
 /* ---- format helpers (also for the fuzzer) ---------------------------- */
-uint64_t ipx__seg_fnv(const void *p, size_t n);
+/* The header's checksum function over n bytes (a multiple of 8), 64-bit
+ * words in host order: h = 0xcbf29ce484222325, then per word w
+ * h = (h ^ w) * 0x9e3779b97f4a7c15, h ^= h >> 32 (docs/FORMAT.md). */
+uint64_t ipx__seg_hash(const void *p, size_t n);
 /* Recompute the identity checksum and the active geometry check of a
  * header in memory. */
 void ipx__seg_seal(struct ipx__seg_header *h);

@@ -9,7 +9,13 @@
  * size and lets the layers adapt, then commits the new geometry, each step
  * one atomic switch of the geometry slot.  Whoever next opens the segment
  * read-write (or resizes it) and finds a recorded target finishes the job
- * with the same steps, which are all idempotent. */
+ * with the same steps, which are all idempotent.
+ *
+ * Everything goes through one shared mapping of the object: the header is
+ * read (and validated from a copy) and the geometry committed in it, so a
+ * grow costs open, lock, fstat, mmap, ftruncate, munmap and close.  A grow
+ * maps the grown size up front; pages past the object's end are touched
+ * only once ftruncate has made them part of it. */
 #include <errno.h>
 #include <string.h>
 
@@ -17,32 +23,68 @@
 #include "os/segment_os.h"
 #include "segment/segment_priv.h"
 
-/* Write geometry {total, heap, resize_to} into the inactive slot of the
- * object's header, then switch to it. */
-static int geo_commit(int fd, struct ipx__seg_header *h, uint64_t total,
-                      uint64_t heap, uint64_t resize_to) {
-  uint32_t n = (h->geo_slot & 1) ^ 1;
-  struct ipx__seg_geo *g = &h->geo[n];
-  g->total_size = total;
-  g->heap_size = heap;
-  g->resize_to = resize_to;
-  g->check = ipx__seg_geo_check(g, n);
-  int r = ipx__sos_pwrite(fd, g, sizeof *g,
-                          offsetof(struct ipx__seg_header, geo) + n * sizeof *g);
+/* One resize at work: the object, a shared mapping of it, and a validated
+ * copy of its header whose geometry the commits keep current. */
+struct rs {
+  int fd;
+  enum ipx__seg_backing backing;
+  uint64_t size; /* the object's size */
+  unsigned char *base;
+  size_t len; /* bytes mapped at base (may extend past the object's end) */
+  struct ipx__seg_header h;
+};
+
+/* Make the mapping cover at least len bytes.  The old mapping stays until
+ * the new one exists, so a failure leaves the header reachable. */
+static int rs_map(struct rs *x, uint64_t len) {
+  if (x->base && x->len >= len) return 0;
+  if (len > SIZE_MAX / 2) return IPX_ETOOBIG;
+  void *b;
+  int r = ipx__sos_map(x->fd, (size_t)len, IPX__SOS_RW, NULL, &b);
   if (r) return r;
-  h->geo_slot = n;
-  return ipx__sos_pwrite(fd, &h->geo_slot, sizeof h->geo_slot,
-                         offsetof(struct ipx__seg_header, geo_slot));
+  if (x->base) ipx__sos_unmap(x->base, x->len);
+  x->base = b;
+  x->len = (size_t)len;
+  return 0;
 }
 
-static int read_header(int fd, struct ipx__seg_header *h, uint64_t *size,
-                       int *pending) {
-  int r = ipx__sos_size(fd, size);
+static void rs_unmap(struct rs *x) {
+  if (x->base) ipx__sos_unmap(x->base, x->len);
+  x->base = NULL;
+}
+
+/* Size the object, map it (and `extra` bytes more when that is a size a
+ * segment may have: the grow to come then needs no second mapping), and
+ * validate a copy of its header. */
+static int rs_load(struct rs *x, uint64_t extra, int *pending) {
+  int r = ipx__sos_size(x->fd, &x->size);
   if (r) return r;
-  if (*size < sizeof *h) return IPX_ECORRUPT;
-  r = ipx__sos_pread(fd, h, sizeof *h, 0);
+  /* Never touch a page the object does not have; and a size no segment
+   * can have is not mapped at all. */
+  if (x->size < sizeof x->h || x->size > IPX_SEGMENT_MAX_SIZE)
+    return IPX_ECORRUPT;
+  uint64_t len = x->size;
+  if (extra <= IPX_SEGMENT_MAX_SIZE - x->size) len += extra;
+  r = rs_map(x, len);
+  if (r && len > x->size) r = rs_map(x, x->size);
   if (r) return r;
-  return ipx__seg_validate(h, *size, pending);
+  ipx__seg_copy_header(&x->h, x->base);
+  return ipx__seg_validate(&x->h, x->size, pending);
+}
+
+/* Write geometry {total, heap, resize_to} into the inactive slot of the
+ * header, then switch to it.  A process killed between the two leaves the
+ * active slot as it was (the inactive one is never read). */
+static void geo_commit(struct rs *x, uint64_t total, uint64_t heap,
+                       uint64_t resize_to) {
+  struct ipx__seg_header *m = (struct ipx__seg_header *)(void *)x->base;
+  uint32_t n = (x->h.geo_slot & 1) ^ 1;
+  struct ipx__seg_geo g = {total, heap, resize_to, 0};
+  g.check = ipx__seg_geo_check(&g, n);
+  memcpy(&m->geo[n], &g, sizeof g);
+  __atomic_store_n(&m->geo_slot, n, __ATOMIC_RELEASE);
+  x->h.geo[n] = g;
+  x->h.geo_slot = n;
 }
 
 static int any_hook(size_t off) {
@@ -54,60 +96,57 @@ static int any_hook(size_t off) {
   return 0;
 }
 
-int ipx__seg_resize_settle(int fd, enum ipx__seg_backing backing) {
-  struct ipx__seg_header h;
-  uint64_t st;
-  int pending;
-  int r = read_header(fd, &h, &st, &pending);
-  if (r || !pending) return r;
-  const struct ipx__seg_geo g = h.geo[h.geo_slot];
+/* Finish the resize the validated header records. */
+static int settle(struct rs *x) {
+  const struct ipx__seg_geo g = x->h.geo[x->h.geo_slot & 1];
   uint64_t target = g.resize_to;
   uint64_t new_heap = target - IPX_SEGMENT_HEADER_SIZE;
-  if (st < target) {
-    r = ipx__sos_resize(fd, target, 0);
-    if (r) {
-      /* Nothing changed yet: drop the intent rather than leave every later
-       * opener failing the same way. */
-      geo_commit(fd, &h, g.total_size, g.heap_size, 0);
-      return r;
-    }
-    st = target;
+  int r = rs_map(x, target);
+  if (!r && x->size < target) r = ipx__sos_resize(x->fd, target, 0);
+  if (r) {
+    /* Nothing changed yet: drop the intent rather than leave every later
+     * opener failing the same way. */
+    if (x->size < target) geo_commit(x, g.total_size, g.heap_size, 0);
+    return r;
   }
+  if (x->size < target) x->size = target;
   if (g.heap_size != new_heap &&
       any_hook(offsetof(struct ipx__seg_layer, resize))) {
-    void *base;
-    r = ipx__sos_map(fd, (size_t)st, IPX__SOS_RW, NULL, &base);
-    if (r) return r;
-    struct ipx_segment tmp = {base, st, fd, backing, IPX_READ_WRITE, 0, 0};
+    struct ipx_segment tmp = {x->base, x->size, x->fd, x->backing,
+                              IPX_READ_WRITE, 0, 0};
     for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l && !r; l++)
       if ((*l)->resize) r = (*l)->resize(&tmp, g.heap_size, new_heap);
-    ipx__sos_unmap(base, (size_t)st);
     if (r) return r;
   }
-  if (st > target) {
-    r = ipx__sos_resize(fd, target, 0);
+  if (x->size > target) {
+    r = ipx__sos_resize(x->fd, target, 0);
     if (r) return r;
+    x->size = target;
   }
-  return geo_commit(fd, &h, target, new_heap, 0);
+  geo_commit(x, target, new_heap, 0);
+  return 0;
+}
+
+int ipx__seg_resize_settle(int fd, enum ipx__seg_backing backing) {
+  struct rs x = {.fd = fd, .backing = backing};
+  int pending;
+  int r = rs_load(&x, 0, &pending);
+  if (!r && pending) r = settle(&x);
+  rs_unmap(&x);
+  return r;
 }
 
 /* The smallest segment size that keeps what the layers hold. */
-static int fit_size(int fd, enum ipx__seg_backing backing, uint64_t total,
-                    uint64_t *out) {
+static int fit_size(struct rs *x, uint64_t *out) {
   uint64_t min_heap = 0;
-  if (any_hook(offsetof(struct ipx__seg_layer, min_heap))) {
-    void *base;
-    int r = ipx__sos_map(fd, (size_t)total, IPX__SOS_RW, NULL, &base);
-    if (r) return r;
-    struct ipx_segment tmp = {base, total, fd, backing, IPX_READ_WRITE, 0, 0};
-    for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++)
-      if ((*l)->min_heap) {
-        r = (*l)->min_heap(&tmp, &min_heap);
-        break;
-      }
-    ipx__sos_unmap(base, (size_t)total);
-    if (r) return r;
-  }
+  struct ipx_segment tmp = {x->base, x->size, x->fd, x->backing,
+                            IPX_READ_WRITE, 0, 0};
+  for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++)
+    if ((*l)->min_heap) {
+      int r = (*l)->min_heap(&tmp, &min_heap);
+      if (r) return r;
+      break;
+    }
   uint64_t want = IPX_SEGMENT_HEADER_SIZE + min_heap;
   if (want < min_heap || want > IPX_SEGMENT_MAX_SIZE) return IPX_ECORRUPT;
   want = (want + 4095) & ~UINT64_C(4095);
@@ -123,14 +162,12 @@ int ipx__seg_resize_path(const char *path, int nofollow,
   if (fd < 0) return fd == -ENOENT ? IPX_ENOTFOUND
                      : fd == -ELOOP && nofollow ? IPX_ECORRUPT
                                                 : fd;
-  int r = ipx__ofd_lock(fd, IPX__OFD_WRITE, IPX__SEG_LOCK_OPEN, 1, 0);
-  if (!r) r = ipx__seg_resize_settle(fd, backing);
-  struct ipx__seg_header h;
-  uint64_t st = 0;
+  struct rs x = {.fd = fd, .backing = backing};
   int pending = 0;
-  if (!r) r = read_header(fd, &h, &st, &pending);
-  if (!r && pending) r = IPX_ECORRUPT;
-  uint64_t total = st, target = st;
+  int r = ipx__ofd_lock(fd, IPX__OFD_WRITE, IPX__SEG_LOCK_OPEN, 1, 0);
+  if (!r) r = rs_load(&x, extra, &pending);
+  if (!r && pending) r = settle(&x);
+  uint64_t total = x.size, target = x.size;
   if (!r) {
     if (extra) {
       if (extra > IPX_SEGMENT_MAX_SIZE - total || total + extra > SIZE_MAX / 2)
@@ -138,14 +175,18 @@ int ipx__seg_resize_path(const char *path, int nofollow,
       else
         target = total + extra;
     } else {
-      r = fit_size(fd, backing, total, &target);
+      r = fit_size(&x, &target);
       if (!r && target > total) target = total;
     }
   }
   if (!r && target != total) {
-    r = geo_commit(fd, &h, total, total - IPX_SEGMENT_HEADER_SIZE, target);
-    if (!r) r = ipx__seg_resize_settle(fd, backing);
+    r = rs_map(&x, target);
+    if (!r) {
+      geo_commit(&x, total, total - IPX_SEGMENT_HEADER_SIZE, target);
+      r = settle(&x);
+    }
   }
+  rs_unmap(&x);
   ipx__sos_close(fd);
   if (!r && new_size) *new_size = target;
   return r;
