@@ -58,7 +58,7 @@ IPX_TEST(init_validate_and_bad_arguments) {
   IPX_ASSERT_ERR(ipx__heap_validate(NULL, HOFF, sz), IPX_EINVAL);
   assert_check(b);
   uint64_t fb = ipx__heap_free_bytes(b, HOFF);
-  IPX_ASSERT_EQ(fb, sz - HOFF - ipx__heap_ctl_size() - 16);
+  IPX_ASSERT_EQ(fb, sz - HOFF - ipx__heap_ctl_size());
   IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
   size_t largest;
   IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
@@ -772,7 +772,7 @@ IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, cx.table_off));
   IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
   IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF),
-                a.size - HOFF - ipx__heap_ctl_size() - 16);
+                a.size - HOFF - ipx__heap_ctl_size());
   assert_check(b);
   ipx_test_log("%ld kills: %ld needed repair (rolled back), %ld interrupted "
                "reallocs resolved, %ld orphaned blocks freed",

@@ -10,7 +10,9 @@
  * Algorithm (docs/heap.md): per-size LIFO caches of freed blocks for usable
  * sizes up to 1024 bytes (O(1) allocate and free on the hot path), under
  * them a boundary-tag TLSF allocator (two-level segregated fits, O(1)
- * search, immediate coalescing).  Every block carries a 16-byte header
+ * search, immediate coalescing), and after the last block a wilderness
+ * that holds no header (a fresh arena is all wilderness, so formatting one
+ * touches only the control block).  Every block carries a 16-byte header
  * whose check tag depends on the block's offset; free() and friends refuse
  * anything that is not a live block's start.
  *
@@ -45,7 +47,7 @@
 
 /* "IPXHEAP1" */
 #define IPX__HEAP_MAGIC UINT64_C(0x3150414548585049)
-#define IPX__HEAP_VERSION 1u
+#define IPX__HEAP_VERSION 2u
 
 /* Every block's usable size is a multiple of this, and every block address
  * (base + off) is aligned to it when base is. */
@@ -145,7 +147,7 @@ int ipx__heap_shrink(void *base, uint64_t heap_off, uint64_t off,
 int ipx__heap_realloc(void *base, uint64_t heap_off, uint64_t off, size_t size,
                       uint64_t *new_off);
 
-/* Free bytes: the arena less the control block, the end marker and every
+/* Free bytes: the arena less the control block and every
  * live block with its header.  Cached freed blocks count as free, so the
  * figure returns exactly to its earlier value once everything allocated
  * since is freed. */
@@ -200,7 +202,8 @@ int ipx__heap_check(const void *base, uint64_t heap_off,
                     ipx__heap_report_fn report, void *ctx);
 
 /* Calls fn(ctx, off, usable, allocated) for every block in address order
- * (allocated is 0 for free and cached blocks); stops early when fn returns
+ * (allocated is 0 for free and cached blocks; the wilderness after the
+ * last block is not a block and is not reported); stops early when fn returns
  * non-zero and returns that value.  IPX_ECORRUPT if a block header is
  * damaged (the walk stops there). */
 typedef int (*ipx__heap_walk_fn)(void *ctx, uint64_t off, size_t usable,
