@@ -149,6 +149,16 @@ IPX_TEST(bad_input_is_refused_and_changes_nothing) {
   IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a + 48), IPX_EINVAL);
   IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), live_free);
   assert_check(b);
+  /* A header whose size bits changed (say a stray write from the block
+   * before) is refused: the second check tag covers the size. */
+  for (unsigned bit = 4; bit < 20; bit++) {
+    b[a - 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL);
+    IPX_ASSERT_ERR(ipx__heap_usable_size(b, HOFF, a, &us), IPX_EINVAL);
+    b[a - 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+  }
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), live_free);
+  assert_check(b);
 
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
   IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL); /* cached */

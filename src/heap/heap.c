@@ -96,6 +96,27 @@ static inline uint64_t tag_of(uint64_t b) {
 static inline uint64_t mkword(uint64_t b, uint64_t size, unsigned st) {
   return tag_of(b) | size | st;
 }
+/* First header word: the previous block's size in bits 0..45, and in bits
+ * 46..63 a second check tag over the block's offset and size, so that the
+ * 16 bytes of a header vouch for themselves (34 bits of check in one cache
+ * line) without a look at the next block's boundary tag. */
+#define P_MASK ((UINT64_C(1) << 46) - 1u)
+static inline uint64_t tag2_of(uint64_t b, uint64_t size) {
+  return ((((b >> 4) ^ (size << 17)) * UINT64_C(0xD6E8FEB86659FD93)) >> 46)
+         << 46;
+}
+static inline uint64_t mkprev(uint64_t b, uint64_t size, uint64_t prev) {
+  return tag2_of(b, size) | prev;
+}
+static inline uint64_t prev_of(const unsigned char *base, uint64_t b) {
+  return ((const uint64_t *)(const void *)(base + b))[0] & P_MASK;
+}
+/* Both check tags of the header at b hold for header word w. */
+static inline int hdr_ok(const unsigned char *base, uint64_t b, uint64_t w) {
+  return (w & W_TAG) == tag_of(b) &&
+         (((const uint64_t *)(const void *)(base + b))[0] & ~P_MASK) ==
+             tag2_of(b, w & W_SIZE);
+}
 static inline unsigned msb64(uint64_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
 static void mapping(uint64_t size, unsigned *fl, unsigned *sl) {
@@ -175,13 +196,35 @@ static inline int in_heap(const struct ipx__heap_ctl *c, uint64_t b) {
   return b >= c->first && b < c->top && (b & 15u) == 0;
 }
 
+/* Writes block b's whole header.  fresh: the bytes held no allocator
+ * state when the operation began, so they need no log. */
+static inline void hdr_write(struct tx *t, uint64_t b, uint64_t prev,
+                             uint64_t size, unsigned st, int fresh) {
+  uint64_t *h = W(t->base, b);
+  uint64_t w0 = mkprev(b, size, prev), w1 = mkword(b, size, st);
+  if (fresh) {
+    h[0] = w0;
+    h[1] = w1;
+    return;
+  }
+  if (h[0] != w0) tx_set(t, &h[0], w0);
+  tx_set(t, &h[1], w1);
+}
+/* New size and state for block b; its previous-size field stays. */
+static inline void hdr_resize(struct tx *t, uint64_t b, uint64_t size,
+                              unsigned st) {
+  hdr_write(t, b, prev_of(t->base, b), size, st, 0);
+}
+
 /* The previous-size field of whatever follows a block: a block's header, or
  * for the wilderness the control block's top_prev. */
 static inline void set_prev(struct tx *t, uint64_t next, uint64_t size) {
-  if (next == t->c->top)
+  if (next == t->c->top) {
     tx_set(t, &t->c->top_prev, size);
-  else
-    tx_set(t, &W(t->base, next)[0], size);
+  } else {
+    uint64_t ns = W(t->base, next)[1] & W_SIZE;
+    tx_set(t, &W(t->base, next)[0], mkprev(next, ns, size));
+  }
 }
 
 static void list_remove(struct tx *t, uint64_t b, uint64_t size) {
@@ -240,7 +283,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
   for (unsigned i = 0; x && i < EXACT_SCAN; i++) {
     if (!in_heap(c, x)) return -1;
     uint64_t w = W(base, x)[1];
-    if ((w & (W_TAG | W_STATE)) != (tag_of(x) | ST_FREE)) return -1;
+    if ((w & W_STATE) != ST_FREE || !hdr_ok(base, x, w)) return -1;
     uint64_t s = w & W_SIZE;
     if (s >= need && s < best_size) {
       best = x;
@@ -272,7 +315,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
     best = c->heads[fl][sl];
     if (!in_heap(c, best)) return -1;
     uint64_t w = W(base, best)[1];
-    if ((w & (W_TAG | W_STATE)) != (tag_of(best) | ST_FREE)) return -1;
+    if ((w & W_STATE) != ST_FREE || !hdr_ok(base, best, w)) return -1;
     best_size = w & W_SIZE;
     if (best_size < need) return -1;
   }
@@ -291,7 +334,6 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
  * the tail may start inside the absorbed block's header or links. */
 static uint64_t carve(struct tx *t, uint64_t b, uint64_t size, uint64_t want,
                       int fresh) {
-  unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   uint64_t rem = b + want, rsize = size - want;
   if (rsize && b + size == c->top) {
@@ -301,18 +343,12 @@ static uint64_t carve(struct tx *t, uint64_t b, uint64_t size, uint64_t want,
     tx_set(t, &c->top_prev, want);
     size = want;
   } else if (rsize >= MIN_BLOCK) {
-    if (fresh) {
-      W(base, rem)[0] = want;
-      W(base, rem)[1] = mkword(rem, rsize, ST_FREE);
-    } else {
-      tx_set(t, &W(base, rem)[0], want);
-      tx_set(t, &W(base, rem)[1], mkword(rem, rsize, ST_FREE));
-    }
+    hdr_write(t, rem, want, rsize, ST_FREE, fresh);
     set_prev(t, rem + rsize, rsize);
     list_insert(t, rem, rsize, fresh);
     size = want;
   }
-  tx_set(t, &W(base, b)[1], mkword(b, size, ST_ALLOC));
+  hdr_resize(t, b, size, ST_ALLOC);
   return size;
 }
 
@@ -324,8 +360,7 @@ static uint64_t top_take(struct tx *t, uint64_t need) {
   struct ipx__heap_ctl *c = t->c;
   if (c->end - c->top < need) return 0;
   uint64_t b = c->top;
-  W(t->base, b)[0] = c->top_prev;
-  W(t->base, b)[1] = mkword(b, need, ST_FREE);
+  hdr_write(t, b, c->top_prev, need, ST_FREE, 1);
   tx_set(t, &c->top, b + need);
   tx_set(t, &c->top_prev, need);
   return b;
@@ -340,7 +375,7 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
   int to_top = next == c->top;
   if (!to_top) {
     uint64_t nw = W(base, next)[1];
-    if ((nw & W_TAG) != tag_of(next)) return -1;
+    if (!hdr_ok(base, next, nw)) return -1;
     if ((nw & W_STATE) == ST_FREE) {
       uint64_t ns = nw & W_SIZE;
       if (ns < MIN_BLOCK || ns >= c->top - next) return -1;
@@ -350,10 +385,10 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
     }
   }
   if (b != c->first) {
-    uint64_t ps = W(base, b)[0];
+    uint64_t ps = prev_of(base, b);
     if (ps < MIN_BLOCK || ps > b - c->first || (ps & 15u)) return -1;
     uint64_t p = b - ps, pw = W(base, p)[1];
-    if ((pw & W_TAG) != tag_of(p) || (pw & W_SIZE) != ps) return -1;
+    if (!hdr_ok(base, p, pw) || (pw & W_SIZE) != ps) return -1;
     if ((pw & W_STATE) == ST_FREE) {
       /* b's header becomes interior: it must not keep saying ALLOC, or a
        * second free of b could pass for a live block. */
@@ -363,12 +398,12 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
       size += ps;
     }
   }
-  tx_set(t, &W(base, b)[1], mkword(b, size, ST_FREE));
+  hdr_resize(t, b, size, ST_FREE);
   if (to_top) {
     /* Into the wilderness; the header above stops saying ALLOC, so a
      * second free of b is refused even once top has moved past it. */
     tx_set(t, &c->top, b);
-    tx_set(t, &c->top_prev, W(base, b)[0]);
+    tx_set(t, &c->top_prev, prev_of(base, b));
     return 0;
   }
   set_prev(t, next, size);
@@ -389,7 +424,7 @@ static uint64_t live_block(unsigned char *base, const struct ipx__heap_ctl *c,
   if ((w & (W_TAG | W_STATE)) != (tag_of(b) | ST_ALLOC)) return 0;
   uint64_t s = w & W_SIZE;
   if (s < MIN_BLOCK || s > c->top - b) return 0;
-  if (b + s != c->top && W(base, b + s)[0] != s) return 0;
+  if ((W(base, b)[0] & ~P_MASK) != tag2_of(b, s)) return 0;
   return s;
 }
 
@@ -494,8 +529,8 @@ static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
     /* The leading piece stays free; its previous block is not FREE
      * (blk was coalesced), so no merge is due. */
     uint64_t nb = blk + lead;
-    tx_set(t, &W(base, nb)[0], lead);
-    tx_set(t, &W(base, blk)[1], mkword(blk, lead, ST_FREE));
+    hdr_write(t, nb, lead, size - lead, ST_FREE, 0);
+    hdr_resize(t, blk, lead, ST_FREE);
     set_prev(t, nb + (size - lead), size - lead);
     list_insert(t, blk, lead, 0);
     blk = nb;
@@ -601,19 +636,19 @@ static uint64_t expand_block(struct tx *t, uint64_t b, uint64_t bs,
     if (want < min_bs) want = min_bs;
     tx_set(t, &c->top, b + want);
     tx_set(t, &c->top_prev, want);
-    tx_set(t, &W(base, b)[1], mkword(b, want, ST_ALLOC));
+    hdr_resize(t, b, want, ST_ALLOC);
     c->free_bytes -= want - bs;
     return want;
   }
   uint64_t nw = W(base, next)[1];
-  if ((nw & (W_TAG | W_STATE)) != (tag_of(next) | ST_FREE)) return 0;
+  if ((nw & W_STATE) != ST_FREE || !hdr_ok(base, next, nw)) return 0;
   uint64_t ns = nw & W_SIZE, total = bs + ns;
   if (total < min_bs || ns >= c->top - next) return 0;
   list_remove(t, next, ns);
   uint64_t want = pref_bs < total ? pref_bs : total;
   if (want < min_bs) want = min_bs;
   set_prev(t, b + total, total);
-  tx_set(t, &W(base, b)[1], mkword(b, total, ST_ALLOC));
+  hdr_resize(t, b, total, ST_ALLOC);
   uint64_t got = carve(t, b, total, want, 0);
   c->free_bytes -= got - bs;
   return got;
@@ -645,23 +680,21 @@ int ipx__heap_expand(void *base, uint64_t heap_off, uint64_t off,
 /* Give the tail of live block b beyond new_bs back, if it can be a block. */
 static uint64_t shrink_block(struct tx *t, uint64_t b, uint64_t bs,
                              uint64_t new_bs) {
-  unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   if (b + bs == c->top) {
     /* Any tail, however small, goes back to the wilderness. */
     if (new_bs == bs) return bs;
     tx_set(t, &c->top, b + new_bs);
     tx_set(t, &c->top_prev, new_bs);
-    tx_set(t, &W(base, b)[1], mkword(b, new_bs, ST_ALLOC));
+    hdr_resize(t, b, new_bs, ST_ALLOC);
     c->free_bytes += bs - new_bs;
     return new_bs;
   }
   if (bs - new_bs < MIN_BLOCK) return bs;
   uint64_t rem = b + new_bs, rs = bs - new_bs;
-  tx_set(t, &W(base, rem)[0], new_bs);
-  tx_set(t, &W(base, rem)[1], mkword(rem, rs, ST_ALLOC));
-  tx_set(t, &W(base, b + bs)[0], rs);
-  tx_set(t, &W(base, b)[1], mkword(b, new_bs, ST_ALLOC));
+  hdr_write(t, rem, new_bs, rs, ST_ALLOC, 0);
+  set_prev(t, b + bs, rs);
+  hdr_resize(t, b, new_bs, ST_ALLOC);
   if (tlsf_release(t, rem, rs) != 0) return 0;
   c->free_bytes += rs;
   return new_bs;
@@ -766,7 +799,7 @@ int ipx__heap_zero_free_memory(void *base, uint64_t heap_off) {
   unsigned char *b8 = base;
   for (uint64_t b = c->first; b < c->top;) {
     uint64_t w = W(b8, b)[1], s = w & W_SIZE;
-    if ((w & W_TAG) != tag_of(b) || s < MIN_BLOCK || s > c->top - b)
+    if (!hdr_ok(b8, b, w) || s < MIN_BLOCK || s > c->top - b)
       return IPX_ECORRUPT;
     if ((w & W_STATE) == ST_FREE) memset(b8 + b + MIN_BLOCK, 0, s - MIN_BLOCK);
     b += s;
@@ -945,7 +978,7 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
   uint64_t b = c->first, prev_size = 0, prev_state = 0;
   while (b < c->top) {
     uint64_t w = W(base, b)[1], s = w & W_SIZE, st = w & W_STATE;
-    if ((w & W_TAG) != tag_of(b)) {
+    if (!hdr_ok(base, b, w)) {
       say(rep, "block at offset %llu: damaged header (bad check tag)",
           (unsigned long long)b);
       return;
@@ -955,10 +988,10 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
           (unsigned long long)b, (unsigned long long)s);
       return;
     }
-    if (W(base, b)[0] != prev_size)
+    if (prev_of(base, b) != prev_size)
       say(rep, "block at offset %llu: previous-size field %llu, but the "
                "previous block has %llu bytes", (unsigned long long)b,
-          (unsigned long long)W(base, b)[0], (unsigned long long)prev_size);
+          (unsigned long long)prev_of(base, b), (unsigned long long)prev_size);
     if (st == ST_FREE) {
       if (prev_state == ST_FREE)
         say(rep, "free blocks at offset %llu and before it were not coalesced",
@@ -1012,7 +1045,7 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
           break;
         }
         uint64_t w = in_heap(c, x) ? W(base, x)[1] : 0;
-        if ((w & (W_TAG | W_STATE)) != (tag_of(x) | ST_FREE)) {
+        if ((w & W_STATE) != ST_FREE || !hdr_ok(base, x, w)) {
           say(rep, "free list (%u,%u) holds offset %llu, which is not a free "
                    "block", fl, sl, (unsigned long long)x);
           break;
@@ -1100,7 +1133,7 @@ int ipx__heap_walk(const void *base, uint64_t heap_off, ipx__heap_walk_fn fn,
   unsigned char *b8 = (unsigned char *)(uintptr_t)base;
   for (uint64_t b = c->first; b < c->top;) {
     uint64_t w = W(b8, b)[1], s = w & W_SIZE;
-    if ((w & W_TAG) != tag_of(b) || s < MIN_BLOCK || s > c->top - b)
+    if (!hdr_ok(b8, b, w) || s < MIN_BLOCK || s > c->top - b)
       return IPX_ECORRUPT;
     int r = fn(ctx, b + HDR, (size_t)(s - HDR), (w & W_STATE) == ST_ALLOC);
     if (r) return r;

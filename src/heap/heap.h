@@ -13,8 +13,8 @@
  * search, immediate coalescing), and after the last block a wilderness
  * that holds no header (a fresh arena is all wilderness, so formatting one
  * touches only the control block).  Every block carries a 16-byte header
- * whose check tag depends on the block's offset; free() and friends refuse
- * anything that is not a live block's start.
+ * whose two check tags depend on the block's offset and size; free() and
+ * friends refuse anything that is not a live block's start.
  *
  * Concurrency: none inside.  The caller serialises every call on one arena
  * with a lock (the segment's robust recursive mutex).  The read-only
@@ -103,19 +103,11 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
 int ipx__heap_free(void *base, uint64_t heap_off, uint64_t off);
 
 /* A hint, before taking the lock, for a free or resize of the block at
- * off: starts the cache misses that validation takes next (the block's
- * header, then the boundary tag of the block after it) so that they overlap
- * with taking the lock.  Reads one word with a relaxed atomic load and
- * touches nothing else; whatever it finds, validation under the lock reads
- * both again.  off must lie in the mapping (>= heap_off). */
-static inline void ipx__heap_prefetch(const void *base, uint64_t off,
-                                      uint64_t limit) {
-  const unsigned char *h = (const unsigned char *)base + off - 16u;
-  /* Header word: size in bits 4..47 (docs/FORMAT.md, heap). */
-  uint64_t s = __atomic_load_n((const uint64_t *)(const void *)(h + 8),
-                               __ATOMIC_RELAXED) &
-               UINT64_C(0x0000FFFFFFFFFFF0);
-  if (s < limit - off) __builtin_prefetch(h + s);
+ * off: starts the cache miss on its header, which validation reads first,
+ * so that it overlaps with taking the lock.  Reads nothing.  off must lie
+ * in the mapping (>= 16). */
+static inline void ipx__heap_prefetch(const void *base, uint64_t off) {
+  __builtin_prefetch((const unsigned char *)base + off - 16u);
 }
 
 /* The usable size of the live block at off (>= the size asked for).
