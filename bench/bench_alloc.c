@@ -12,7 +12,9 @@
  *                         search with real allocations) / free memory, with
  *                         the working set live and after freeing all
  *   seglock_pair_ns       (ipx) one segment lock + unlock, uncontended
- *   glibc_*               the same workloads on malloc/free. */
+ *   glibc_*               the same workloads on malloc/free.
+ * Every workload runs in a process of its own (bench_isolated), on every
+ * side. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,18 +156,35 @@ static void run_mix(const struct mix *m, int glibc) {
   free(slot);
 }
 
-int main(void) {
-  bench_pin_cpu(0);
-  bench_report("pairs64_mops", pairs64(0), "Mops/s");
-  bench_report("glibc_pairs64_mops", pairs64(1), "Mops/s");
+static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
+                                  2000000};
+static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
+                                  65536, 500000};
+
+static void w_pairs(void *glibc) {
+  bench_report(glibc ? "glibc_pairs64_mops" : "pairs64_mops",
+               pairs64(glibc != NULL), "Mops/s");
+}
+static void w_lock(void *unused) {
+  (void)unused;
   bench_report("seglock_pair_ns", lock_pair_ns(), "ns");
-  static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
-                                   2000000};
-  static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
-                                   65536, 500000};
-  run_mix(&small, 0);
-  run_mix(&small, 1);
-  run_mix(&large, 0);
-  run_mix(&large, 1);
+}
+static void w_small(void *glibc) { run_mix(&small, glibc != NULL); }
+static void w_large(void *glibc) { run_mix(&large, glibc != NULL); }
+
+int main(void) {
+  static int yes = 1;
+  bench_pin_cpu(0);
+  /* Each workload in a fresh process: malloc adapts its thresholds to what
+   * a process freed before (a large free raises its mmap and trim
+   * thresholds), and pages faulted in by one workload would favour the
+   * next. */
+  bench_isolated(w_pairs, NULL);
+  bench_isolated(w_pairs, &yes);
+  bench_isolated(w_lock, NULL);
+  bench_isolated(w_small, NULL);
+  bench_isolated(w_small, &yes);
+  bench_isolated(w_large, NULL);
+  bench_isolated(w_large, &yes);
   return 0;
 }

@@ -1,9 +1,11 @@
 #include "bench_util.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 uint64_t bench_now_ns(void) {
@@ -15,6 +17,21 @@ uint64_t bench_now_ns(void) {
 void bench_report(const char *metric, double value, const char *unit) {
   printf("bench: %s %.6g %s\n", metric, value, unit);
   fflush(stdout);
+}
+
+int bench_isolated(void (*fn)(void *), void *arg) {
+  fflush(stdout);
+  pid_t p = fork();
+  if (p < 0) return -1;
+  if (p == 0) {
+    fn(arg);
+    fflush(stdout);
+    _exit(0);
+  }
+  int st;
+  while (waitpid(p, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 int bench_pin_cpu(int cpu) {
