@@ -888,7 +888,7 @@ IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
   b = arena_new(sz);
   IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
   uint32_t *log_n = (uint32_t *)(void *)(b + HOFF + 52);
-  uint64_t *entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  uint64_t *entry0 = (uint64_t *)(void *)(b + HOFF + 152) /* the undo log (docs/FORMAT.md) */;
   entry0[0] = sz * 4;
   entry0[1] = 0;
   *log_n = 1;
@@ -908,7 +908,7 @@ IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
   IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &a1));
   uint64_t *hdr_word = (uint64_t *)(void *)(b + a1 - 8);
   log_n = (uint32_t *)(void *)(b + HOFF + 52);
-  entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  entry0 = (uint64_t *)(void *)(b + HOFF + 152) /* the undo log (docs/FORMAT.md) */;
   entry0[0] = a1 - 8;
   entry0[1] = *hdr_word;
   *log_n = 1;

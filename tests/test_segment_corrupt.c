@@ -430,8 +430,8 @@ static void heap_flips(void *arg) {
       80,   /* free bytes */
       88,   /* live blocks */
       96,   /* cached blocks */
-      680,  /* count of the first cache */
-      1208, /* first-level bitmap */
+      2216, /* count of the first cache */
+      2744, /* first-level bitmap */
   };
   for (size_t i = 0; i < sizeof live_fields / sizeof live_fields[0]; i++) {
     memcpy(v, img, SEG_SIZE);
@@ -445,8 +445,8 @@ static void heap_flips(void *arg) {
     n++;
   }
   /* Every non-empty list head and cache head, pointed elsewhere. */
-  for (size_t off = 152; off < 23552 - 96 * 16; off += 8) {
-    if (off >= 680 && off < 1536) continue; /* cache counts, bitmaps */
+  for (size_t off = 1688; off < 23552; off += 8) {
+    if (off >= 2216 && off < 3072) continue; /* cache counts, bitmaps */
     uint64_t w;
     memcpy(&w, img + ctl + off, 8);
     if (!w) continue;

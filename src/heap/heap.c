@@ -62,6 +62,10 @@ struct ipx__heap_ctl {
   uint64_t cached_blocks;
   uint64_t repairs;
   uint64_t reserved1[5];
+  /* The parts every operation touches come first, so that with the fixed
+   * fields they share a page with the segment header (and the free-list
+   * heads, 20 KiB, come last). */
+  struct logent log[LOG_CAP];
   /* caches of freed small blocks, by block size / 16 */
   uint64_t cache_head[CACHE_CLASSES];
   uint64_t cache_count[CACHE_CLASSES];
@@ -69,15 +73,15 @@ struct ipx__heap_ctl {
   uint64_t fl_bitmap;
   uint64_t sl_bitmap[FL_COUNT];
   uint64_t heads[FL_COUNT][SL_COUNT];
-  struct logent log[LOG_CAP];
 };
 IPX_STATIC_ASSERT(sizeof(struct ipx__heap_ctl) == 23552,
                   "heap control block layout (docs/FORMAT.md)");
 IPX_STATIC_ASSERT(offsetof(struct ipx__heap_ctl, log_n) == 52 &&
                       offsetof(struct ipx__heap_ctl, top) == 64 &&
-                      offsetof(struct ipx__heap_ctl, cache_head) == 152 &&
-                      offsetof(struct ipx__heap_ctl, heads) == 1536 &&
-                      offsetof(struct ipx__heap_ctl, log) == 22016,
+                      offsetof(struct ipx__heap_ctl, log) == 152 &&
+                      offsetof(struct ipx__heap_ctl, cache_head) == 1688 &&
+                      offsetof(struct ipx__heap_ctl, fl_bitmap) == 2744 &&
+                      offsetof(struct ipx__heap_ctl, heads) == 3072,
                   "heap control block offsets (docs/FORMAT.md)");
 #define CTL_SIZE ((sizeof(struct ipx__heap_ctl) + 63u) & ~(size_t)63u)
 
