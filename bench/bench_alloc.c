@@ -8,6 +8,7 @@
  *   pairs64_mops          1M allocate+free pairs of 64 B, 64 MiB segment
  *   small_mix_mops        100k live blocks of 16..1024 B, 2M ops, 512 MiB
  *   large_mix_mops        20k live blocks of 16..64 KiB, 500k ops, 2 GiB
+ *   large_prefaulted_mix_mops  the same on a segment populated first
  *   {small,large}_frag_{live,empty}_pct  largest allocatable block (binary
  *                         search with real allocations) / free memory, with
  *                         the working set live and after freeing all
@@ -118,10 +119,12 @@ struct mix {
   const char *name;
   size_t seg, live, min, max;
   long ops;
+  int prefault; /* populate the whole segment before the clock starts */
 };
 
 static void run_mix(const struct mix *m, int glibc) {
   if (!glibc) seg_open(m->seg);
+  if (!glibc && m->prefault) bench_populate(ipx_segment_base(seg), m->seg);
   void **slot = calloc(m->live, sizeof *slot);
   rng = 88172645463325252ull;
   size_t span = m->max - m->min + 1;
@@ -143,23 +146,27 @@ static void run_mix(const struct mix *m, int glibc) {
   snprintf(metric, sizeof metric, "%s%s_mix_mops", glibc ? "glibc_" : "",
            m->name);
   bench_report(metric, mops, "Mops/s");
-  if (!glibc) {
+  if (!glibc && !m->prefault) {
     snprintf(metric, sizeof metric, "%s_frag_live_pct", m->name);
     bench_report(metric, frag_pct(), "%");
   }
   for (size_t i = 0; i < m->live; i++) do_free(glibc, slot[i]);
-  if (!glibc) {
+  if (!glibc && !m->prefault) {
     snprintf(metric, sizeof metric, "%s_frag_empty_pct", m->name);
     bench_report(metric, frag_pct(), "%");
-    seg_done();
   }
+  if (!glibc) seg_done();
   free(slot);
 }
 
 static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
-                                  2000000};
+                                  2000000, 0};
 static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
-                                  65536, 500000};
+                                  65536, 500000, 0};
+/* The large mix again with no page faults in the timed region: what the
+ * allocators cost apart from the kernel's first touches (glibc: none). */
+static const struct mix large_pf = {"large_prefaulted", (size_t)2 << 30,
+                                     20000, 16384, 65536, 500000, 1};
 
 static void w_pairs(void *glibc) {
   bench_report(glibc ? "glibc_pairs64_mops" : "pairs64_mops",
@@ -171,6 +178,10 @@ static void w_lock(void *unused) {
 }
 static void w_small(void *glibc) { run_mix(&small, glibc != NULL); }
 static void w_large(void *glibc) { run_mix(&large, glibc != NULL); }
+static void w_large_pf(void *unused) {
+  (void)unused;
+  run_mix(&large_pf, 0);
+}
 
 int main(void) {
   static int yes = 1;
@@ -186,5 +197,6 @@ int main(void) {
   bench_isolated(w_small, &yes);
   bench_isolated(w_large, NULL);
   bench_isolated(w_large, &yes);
+  bench_isolated(w_large_pf, NULL);
   return 0;
 }

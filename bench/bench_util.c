@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,6 +33,19 @@ int bench_isolated(void (*fn)(void *), void *arg) {
   while (waitpid(p, &st, 0) < 0)
     if (errno != EINTR) return -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bench_populate(void *addr, unsigned long len) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+  if (madvise(addr, len, MADV_POPULATE_WRITE) == 0) return;
+  /* Older kernels: write each page's first byte back unchanged. */
+  long pg = sysconf(_SC_PAGESIZE);
+  for (unsigned long o = 0; o < len; o += (unsigned long)pg) {
+    volatile char *c = (volatile char *)addr + o;
+    *c = *c;
+  }
 }
 
 int bench_pin_cpu(int cpu) {
