@@ -8,11 +8,14 @@
  *   pairs64_mops          1M allocate+free pairs of 64 B, 64 MiB segment
  *   small_mix_mops        100k live blocks of 16..1024 B, 2M ops, 512 MiB
  *   large_mix_mops        20k live blocks of 16..64 KiB, 500k ops, 2 GiB
+ *   large_prefaulted_mix_mops  the same on a segment populated first
  *   {small,large}_frag_{live,empty}_pct  largest allocatable block (binary
  *                         search with real allocations) / free memory, with
  *                         the working set live and after freeing all
  *   seglock_pair_ns       (ipx) one segment lock + unlock, uncontended
- *   glibc_*               the same workloads on malloc/free. */
+ *   glibc_*               the same workloads on malloc/free.
+ * Every workload runs in a process of its own (bench_isolated), on every
+ * side. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,10 +119,12 @@ struct mix {
   const char *name;
   size_t seg, live, min, max;
   long ops;
+  int prefault; /* populate the whole segment before the clock starts */
 };
 
 static void run_mix(const struct mix *m, int glibc) {
   if (!glibc) seg_open(m->seg);
+  if (!glibc && m->prefault) bench_populate(ipx_segment_base(seg), m->seg);
   void **slot = calloc(m->live, sizeof *slot);
   rng = 88172645463325252ull;
   size_t span = m->max - m->min + 1;
@@ -141,31 +146,57 @@ static void run_mix(const struct mix *m, int glibc) {
   snprintf(metric, sizeof metric, "%s%s_mix_mops", glibc ? "glibc_" : "",
            m->name);
   bench_report(metric, mops, "Mops/s");
-  if (!glibc) {
+  if (!glibc && !m->prefault) {
     snprintf(metric, sizeof metric, "%s_frag_live_pct", m->name);
     bench_report(metric, frag_pct(), "%");
   }
   for (size_t i = 0; i < m->live; i++) do_free(glibc, slot[i]);
-  if (!glibc) {
+  if (!glibc && !m->prefault) {
     snprintf(metric, sizeof metric, "%s_frag_empty_pct", m->name);
     bench_report(metric, frag_pct(), "%");
-    seg_done();
   }
+  if (!glibc) seg_done();
   free(slot);
 }
 
-int main(void) {
-  bench_pin_cpu(0);
-  bench_report("pairs64_mops", pairs64(0), "Mops/s");
-  bench_report("glibc_pairs64_mops", pairs64(1), "Mops/s");
+static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
+                                  2000000, 0};
+static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
+                                  65536, 500000, 0};
+/* The large mix again with no page faults in the timed region: what the
+ * allocators cost apart from the kernel's first touches (glibc: none). */
+static const struct mix large_pf = {"large_prefaulted", (size_t)2 << 30,
+                                     20000, 16384, 65536, 500000, 1};
+
+static void w_pairs(void *glibc) {
+  bench_report(glibc ? "glibc_pairs64_mops" : "pairs64_mops",
+               pairs64(glibc != NULL), "Mops/s");
+}
+static void w_lock(void *unused) {
+  (void)unused;
   bench_report("seglock_pair_ns", lock_pair_ns(), "ns");
-  static const struct mix small = {"small", 512u << 20, 100000, 16, 1024,
-                                   2000000};
-  static const struct mix large = {"large", (size_t)2 << 30, 20000, 16384,
-                                   65536, 500000};
-  run_mix(&small, 0);
-  run_mix(&small, 1);
-  run_mix(&large, 0);
-  run_mix(&large, 1);
+}
+static void w_small(void *glibc) { run_mix(&small, glibc != NULL); }
+static void w_large(void *glibc) { run_mix(&large, glibc != NULL); }
+static void w_large_pf(void *unused) {
+  (void)unused;
+  run_mix(&large_pf, 0);
+}
+
+int main(void) {
+  static int yes = 1;
+  bench_pin_cpu(0);
+  /* Each workload in a fresh process: malloc adapts its thresholds to what
+   * a process freed before (a large free raises its mmap and trim
+   * thresholds), and pages faulted in by one workload would favour the
+   * next. */
+  bench_isolated(w_pairs, NULL);
+  bench_isolated(w_pairs, &yes);
+  bench_isolated(w_lock, NULL);
+  bench_isolated(w_small, NULL);
+  bench_isolated(w_small, &yes);
+  bench_isolated(w_large, NULL);
+  bench_isolated(w_large, &yes);
+  bench_isolated(w_large_pf, NULL);
   return 0;
 }

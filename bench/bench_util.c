@@ -1,9 +1,12 @@
 #include "bench_util.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 uint64_t bench_now_ns(void) {
@@ -15,6 +18,34 @@ uint64_t bench_now_ns(void) {
 void bench_report(const char *metric, double value, const char *unit) {
   printf("bench: %s %.6g %s\n", metric, value, unit);
   fflush(stdout);
+}
+
+int bench_isolated(void (*fn)(void *), void *arg) {
+  fflush(stdout);
+  pid_t p = fork();
+  if (p < 0) return -1;
+  if (p == 0) {
+    fn(arg);
+    fflush(stdout);
+    _exit(0);
+  }
+  int st;
+  while (waitpid(p, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void bench_populate(void *addr, unsigned long len) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+  if (madvise(addr, len, MADV_POPULATE_WRITE) == 0) return;
+  /* Older kernels: write each page's first byte back unchanged. */
+  long pg = sysconf(_SC_PAGESIZE);
+  for (unsigned long o = 0; o < len; o += (unsigned long)pg) {
+    volatile char *c = (volatile char *)addr + o;
+    *c = *c;
+  }
 }
 
 int bench_pin_cpu(int cpu) {

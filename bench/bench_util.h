@@ -21,6 +21,14 @@ int bench_ncpus(void);
 double bench_median(double *v, int n);
 /* Repetitions of an inner measurement; IPX_BENCH_REPS overrides. */
 int bench_reps(int dflt);
+/* Run fn(arg) in a child process and wait for it: each workload then
+ * starts from a fresh process (a fresh malloc heap, nothing mapped or
+ * faulted in by the workloads before it).  Returns the child's exit
+ * status, or -1 if it could not run. */
+int bench_isolated(void (*fn)(void *), void *arg);
+/* Fault in every page of [addr, addr + len) of a shared mapping for
+ * writing, without changing a byte. */
+void bench_populate(void *addr, unsigned long len);
 /* A unique object name "b<pid>.<tag>" for benchmark objects. */
 const char *bench_name(char *buf, unsigned long len, const char *tag);
 

@@ -58,7 +58,7 @@ IPX_TEST(init_validate_and_bad_arguments) {
   IPX_ASSERT_ERR(ipx__heap_validate(NULL, HOFF, sz), IPX_EINVAL);
   assert_check(b);
   uint64_t fb = ipx__heap_free_bytes(b, HOFF);
-  IPX_ASSERT_EQ(fb, sz - HOFF - ipx__heap_ctl_size() - 16);
+  IPX_ASSERT_EQ(fb, sz - HOFF - ipx__heap_ctl_size());
   IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
   size_t largest;
   IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
@@ -147,6 +147,16 @@ IPX_TEST(bad_input_is_refused_and_changes_nothing) {
    * a real block is still refused (the check tag depends on the offset). */
   memcpy(b + a + 32, b + a - 16, 16);
   IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a + 48), IPX_EINVAL);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), live_free);
+  assert_check(b);
+  /* A header whose size bits changed (say a stray write from the block
+   * before) is refused: the second check tag covers the size. */
+  for (unsigned bit = 4; bit < 20; bit++) {
+    b[a - 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+    IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL);
+    IPX_ASSERT_ERR(ipx__heap_usable_size(b, HOFF, a, &us), IPX_EINVAL);
+    b[a - 8 + bit / 8] ^= (unsigned char)(1u << (bit % 8));
+  }
   IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), live_free);
   assert_check(b);
 
@@ -291,6 +301,81 @@ IPX_TEST(grow_and_zero_free_memory) {
   for (size_t i = 16; i < largest; i++)
     if (b[a + i] != 0) IPX_FAIL("byte %zu of free memory is %d", i, b[a + i]);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  free(b);
+}
+
+/* The free bytes after the last block hold no header: formatting and
+ * growing write nothing there, and blocks freed or shrunk next to them go
+ * back into them. */
+IPX_TEST(wilderness_is_untouched_until_used_and_takes_back_its_neighbours) {
+  size_t sz = 2u << 20;
+  unsigned char *b = arena_new(sz);
+  const size_t first = HOFF + ipx__heap_ctl_size();
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, (1u << 20) - HOFF));
+  for (size_t i = first; i < sz; i++)
+    if (b[i] != 0xA5) IPX_FAIL("init wrote byte %zu of the arena", i);
+  IPX_ASSERT_OK(ipx__heap_grow(b, HOFF, sz - HOFF));
+  for (size_t i = first; i < sz; i++)
+    if (b[i] != 0xA5) IPX_FAIL("grow wrote byte %zu of the arena", i);
+  const uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  IPX_ASSERT_EQ(free0, sz - first);
+
+  /* The last block, freed, goes back and a second free is refused; so is
+   * a free of a block that went back with its neighbour and whose header
+   * now lies inside a newer block. */
+  uint64_t p, a, q, x, y;
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &a));
+  IPX_ASSERT_EQ(a, first + 16);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, a), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 100, &p));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 5000, &a));
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 100, &q));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a)); /* into a list: q follows */
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, q)); /* q and a into the wilderness */
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0 - 128);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 6000, &x));
+  IPX_ASSERT_EQ(x, a);
+  IPX_ASSERT_ERR(ipx__heap_free(b, HOFF, q), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 8000, &y));
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, p));
+
+  /* Freed in either order, both return to the wilderness: the arena is
+   * one free stretch again and every byte of it can be handed out. */
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  size_t largest;
+  IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
+  IPX_ASSERT_EQ(largest, free0 - 16);
+  assert_check(b);
+
+  /* Shrinking the last block gives back even 16 bytes; expanding it
+   * takes from the wilderness. */
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 4000, &a));
+  uint64_t f1 = ipx__heap_free_bytes(b, HOFF);
+  size_t got;
+  IPX_ASSERT_OK(ipx__heap_shrink(b, HOFF, a, 3984, &got));
+  IPX_ASSERT_EQ(got, 3984);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), f1 + 16);
+  IPX_ASSERT_OK(ipx__heap_expand(b, HOFF, a, 600000, 600000, &got));
+  IPX_ASSERT_EQ(got, 600000);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), f1 + 4000 - 600000);
+  assert_check(b);
+
+  /* Shrink-to-fit ends the arena just after the last block. */
+  uint64_t min;
+  IPX_ASSERT_OK(ipx__heap_min_arena(b, HOFF, &min));
+  IPX_ASSERT_EQ(min, ((first + 16 + 600000 - HOFF) + 63) & ~(uint64_t)63);
+  IPX_ASSERT_ERR(ipx__heap_trim(b, HOFF, min - 64), IPX_EINVAL);
+  IPX_ASSERT_OK(ipx__heap_trim(b, HOFF, min));
+  IPX_ASSERT_OK(ipx__heap_validate(b, HOFF, min));
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, a));
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), min - ipx__heap_ctl_size());
+  assert_check(b);
   free(b);
 }
 
@@ -772,7 +857,7 @@ IPX_TEST_T(crash_loop_children_killed_inside_the_allocator, 120) {
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, cx.table_off));
   IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
   IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF),
-                a.size - HOFF - ipx__heap_ctl_size() - 16);
+                a.size - HOFF - ipx__heap_ctl_size());
   assert_check(b);
   ipx_test_log("%ld kills: %ld needed repair (rolled back), %ld interrupted "
                "reallocs resolved, %ld orphaned blocks freed",
@@ -803,7 +888,7 @@ IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
   b = arena_new(sz);
   IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
   uint32_t *log_n = (uint32_t *)(void *)(b + HOFF + 52);
-  uint64_t *entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  uint64_t *entry0 = (uint64_t *)(void *)(b + HOFF + 152) /* the undo log (docs/FORMAT.md) */;
   entry0[0] = sz * 4;
   entry0[1] = 0;
   *log_n = 1;
@@ -823,7 +908,7 @@ IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
   IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 3000, &a1));
   uint64_t *hdr_word = (uint64_t *)(void *)(b + a1 - 8);
   log_n = (uint32_t *)(void *)(b + HOFF + 52);
-  entry0 = (uint64_t *)(void *)(b + HOFF + ipx__heap_ctl_size() - 96 * 16);
+  entry0 = (uint64_t *)(void *)(b + HOFF + 152) /* the undo log (docs/FORMAT.md) */;
   entry0[0] = a1 - 8;
   entry0[1] = *hdr_word;
   *log_n = 1;

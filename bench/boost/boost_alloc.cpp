@@ -64,11 +64,13 @@ struct mix {
   const char *name;
   size_t seg, live, min, max;
   long ops;
+  bool prefault;
 };
 
 static void run_mix(const mix &m) {
   segment s(m.seg);
   bi::managed_shared_memory &seg = s.seg;
+  if (m.prefault) bench_populate(seg.get_address(), m.seg);
   std::vector<void *> slot(m.live);
   rng = 88172645463325252ull;
   size_t span = m.max - m.min + 1;
@@ -89,6 +91,7 @@ static void run_mix(const mix &m) {
   char metric[64];
   snprintf(metric, sizeof metric, "%s_mix_mops", m.name);
   bench_report(metric, mops, "Mops/s");
+  if (m.prefault) return;
   uint64_t fb = seg.get_free_memory();
   snprintf(metric, sizeof metric, "%s_frag_live_pct", m.name);
   bench_report(metric, 100.0 * (double)largest_allocatable(seg, fb) / (double)fb, "%");
@@ -98,10 +101,25 @@ static void run_mix(const mix &m) {
   bench_report(metric, 100.0 * (double)largest_allocatable(seg, fb) / (double)fb, "%");
 }
 
+static void run_pairs(void *) { bench_report("pairs64_mops", pairs64(), "Mops/s"); }
+static void run_small(void *) {
+  run_mix({"small", 512u << 20, 100000, 16, 1024, 2000000, false});
+}
+static void run_large(void *) {
+  run_mix({"large", (size_t)2 << 30, 20000, 16384, 65536, 500000, false});
+}
+
+static void run_large_pf(void *) {
+  run_mix({"large_prefaulted", (size_t)2 << 30, 20000, 16384, 65536, 500000,
+           true});
+}
+
 int main() {
   bench_pin_cpu(0);
-  bench_report("pairs64_mops", pairs64(), "Mops/s");
-  run_mix({"small", 512u << 20, 100000, 16, 1024, 2000000});
-  run_mix({"large", (size_t)2 << 30, 20000, 16384, 65536, 500000});
+  /* Each workload in a fresh process, as on the ipx side. */
+  bench_isolated(run_pairs, nullptr);
+  bench_isolated(run_small, nullptr);
+  bench_isolated(run_large, nullptr);
+  bench_isolated(run_large_pf, nullptr);
   return 0;
 }

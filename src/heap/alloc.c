@@ -188,7 +188,7 @@ int ipx_segment_deallocate(ipx_segment_t *seg, void *ptr) {
   uint64_t off;
   int r = off_of(seg, ptr, &off);
   if (r) return r;
-  ipx__heap_prefetch(seg->base, off, seg->size);
+  ipx__heap_prefetch(seg->base, off);
   r = ipx__seg_lock(seg);
   if (r) return r;
   return done(seg, ipx__heap_free(seg->base, hoff(seg), off));

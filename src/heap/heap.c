@@ -29,7 +29,7 @@
 #define W_SIZE UINT64_C(0x0000FFFFFFFFFFF0)
 #define W_STATE UINT64_C(0xF)
 #define W_TAG UINT64_C(0xFFFF000000000000)
-enum { ST_ALLOC = 1, ST_FREE = 2, ST_CACHED = 3, ST_END = 4 };
+enum { ST_ALLOC = 1, ST_FREE = 2, ST_CACHED = 3 };
 /* F_CORRUPT: damaged beyond repair.  F_RECOUNT: a recovery rolled back the
  * log but may have died before recounting the statistics. */
 enum { F_CORRUPT = 1, F_RECOUNT = 2 };
@@ -47,17 +47,25 @@ struct ipx__heap_ctl {
   uint64_t heap_off;
   uint64_t heap_size; /* as given (logged: grow changes it) */
   uint64_t first;     /* offset of the first block's header */
-  uint64_t end;       /* offset of the end marker's header (logged) */
+  uint64_t end;       /* end of the arena (logged) */
   uint32_t flags;     /* F_CORRUPT, F_RECOUNT */
   uint32_t log_n;     /* entries of the current operation's undo log */
   uint32_t log_hwm;
   uint32_t reserved0;
+  /* the wilderness [top, end): free, never carved since init or given
+   * back by the block before it; holds no header (logged) */
+  uint64_t top;
+  uint64_t top_prev; /* size of the block that ends at top, 0 if none (logged) */
   /* statistics: not logged, recounted by recovery */
   uint64_t free_bytes;
   uint64_t live_blocks;
   uint64_t cached_blocks;
   uint64_t repairs;
-  uint64_t reserved1[7];
+  uint64_t reserved1[5];
+  /* The parts every operation touches come first, so that with the fixed
+   * fields they share a page with the segment header (and the free-list
+   * heads, 20 KiB, come last). */
+  struct logent log[LOG_CAP];
   /* caches of freed small blocks, by block size / 16 */
   uint64_t cache_head[CACHE_CLASSES];
   uint64_t cache_count[CACHE_CLASSES];
@@ -65,14 +73,15 @@ struct ipx__heap_ctl {
   uint64_t fl_bitmap;
   uint64_t sl_bitmap[FL_COUNT];
   uint64_t heads[FL_COUNT][SL_COUNT];
-  struct logent log[LOG_CAP];
 };
 IPX_STATIC_ASSERT(sizeof(struct ipx__heap_ctl) == 23552,
                   "heap control block layout (docs/FORMAT.md)");
 IPX_STATIC_ASSERT(offsetof(struct ipx__heap_ctl, log_n) == 52 &&
-                      offsetof(struct ipx__heap_ctl, cache_head) == 152 &&
-                      offsetof(struct ipx__heap_ctl, heads) == 1536 &&
-                      offsetof(struct ipx__heap_ctl, log) == 22016,
+                      offsetof(struct ipx__heap_ctl, top) == 64 &&
+                      offsetof(struct ipx__heap_ctl, log) == 152 &&
+                      offsetof(struct ipx__heap_ctl, cache_head) == 1688 &&
+                      offsetof(struct ipx__heap_ctl, fl_bitmap) == 2744 &&
+                      offsetof(struct ipx__heap_ctl, heads) == 3072,
                   "heap control block offsets (docs/FORMAT.md)");
 #define CTL_SIZE ((sizeof(struct ipx__heap_ctl) + 63u) & ~(size_t)63u)
 
@@ -90,6 +99,27 @@ static inline uint64_t tag_of(uint64_t b) {
 }
 static inline uint64_t mkword(uint64_t b, uint64_t size, unsigned st) {
   return tag_of(b) | size | st;
+}
+/* First header word: the previous block's size in bits 0..45, and in bits
+ * 46..63 a second check tag over the block's offset and size, so that the
+ * 16 bytes of a header vouch for themselves (34 bits of check in one cache
+ * line) without a look at the next block's boundary tag. */
+#define P_MASK ((UINT64_C(1) << 46) - 1u)
+static inline uint64_t tag2_of(uint64_t b, uint64_t size) {
+  return ((((b >> 4) ^ (size << 17)) * UINT64_C(0xD6E8FEB86659FD93)) >> 46)
+         << 46;
+}
+static inline uint64_t mkprev(uint64_t b, uint64_t size, uint64_t prev) {
+  return tag2_of(b, size) | prev;
+}
+static inline uint64_t prev_of(const unsigned char *base, uint64_t b) {
+  return ((const uint64_t *)(const void *)(base + b))[0] & P_MASK;
+}
+/* Both check tags of the header at b hold for header word w. */
+static inline int hdr_ok(const unsigned char *base, uint64_t b, uint64_t w) {
+  return (w & W_TAG) == tag_of(b) &&
+         (((const uint64_t *)(const void *)(base + b))[0] & ~P_MASK) ==
+             tag2_of(b, w & W_SIZE);
 }
 static inline unsigned msb64(uint64_t x) { return 63u - (unsigned)__builtin_clzll(x); }
 
@@ -165,8 +195,40 @@ static int tx_corrupt(struct tx *t) {
 }
 
 /* ---- TLSF lists -------------------------------------------------------- */
+/* A real block can start at b: blocks tile [first, top). */
 static inline int in_heap(const struct ipx__heap_ctl *c, uint64_t b) {
-  return b >= c->first && b < c->end && (b & 15u) == 0;
+  return b >= c->first && b < c->top && (b & 15u) == 0;
+}
+
+/* Writes block b's whole header.  fresh: the bytes held no allocator
+ * state when the operation began, so they need no log. */
+static inline void hdr_write(struct tx *t, uint64_t b, uint64_t prev,
+                             uint64_t size, unsigned st, int fresh) {
+  uint64_t *h = W(t->base, b);
+  uint64_t w0 = mkprev(b, size, prev), w1 = mkword(b, size, st);
+  if (fresh) {
+    h[0] = w0;
+    h[1] = w1;
+    return;
+  }
+  if (h[0] != w0) tx_set(t, &h[0], w0);
+  tx_set(t, &h[1], w1);
+}
+/* New size and state for block b; its previous-size field stays. */
+static inline void hdr_resize(struct tx *t, uint64_t b, uint64_t size,
+                              unsigned st) {
+  hdr_write(t, b, prev_of(t->base, b), size, st, 0);
+}
+
+/* The previous-size field of whatever follows a block: a block's header, or
+ * for the wilderness the control block's top_prev. */
+static inline void set_prev(struct tx *t, uint64_t next, uint64_t size) {
+  if (next == t->c->top) {
+    tx_set(t, &t->c->top_prev, size);
+  } else {
+    uint64_t ns = W(t->base, next)[1] & W_SIZE;
+    tx_set(t, &W(t->base, next)[0], mkprev(next, ns, size));
+  }
 }
 
 static void list_remove(struct tx *t, uint64_t b, uint64_t size) {
@@ -225,7 +287,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
   for (unsigned i = 0; x && i < EXACT_SCAN; i++) {
     if (!in_heap(c, x)) return -1;
     uint64_t w = W(base, x)[1];
-    if ((w & (W_TAG | W_STATE)) != (tag_of(x) | ST_FREE)) return -1;
+    if ((w & W_STATE) != ST_FREE || !hdr_ok(base, x, w)) return -1;
     uint64_t s = w & W_SIZE;
     if (s >= need && s < best_size) {
       best = x;
@@ -257,7 +319,7 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
     best = c->heads[fl][sl];
     if (!in_heap(c, best)) return -1;
     uint64_t w = W(base, best)[1];
-    if ((w & (W_TAG | W_STATE)) != (tag_of(best) | ST_FREE)) return -1;
+    if ((w & W_STATE) != ST_FREE || !hdr_ok(base, best, w)) return -1;
     best_size = w & W_SIZE;
     if (best_size < need) return -1;
   }
@@ -276,22 +338,36 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
  * the tail may start inside the absorbed block's header or links. */
 static uint64_t carve(struct tx *t, uint64_t b, uint64_t size, uint64_t want,
                       int fresh) {
-  unsigned char *base = t->base;
-  if (size - want >= MIN_BLOCK) {
-    uint64_t rem = b + want, rsize = size - want;
-    if (fresh) {
-      W(base, rem)[0] = want;
-      W(base, rem)[1] = mkword(rem, rsize, ST_FREE);
-    } else {
-      tx_set(t, &W(base, rem)[0], want);
-      tx_set(t, &W(base, rem)[1], mkword(rem, rsize, ST_FREE));
-    }
-    tx_set(t, &W(base, rem + rsize)[0], rsize);
+  struct ipx__heap_ctl *c = t->c;
+  uint64_t rem = b + want, rsize = size - want;
+  if (rsize && b + size == c->top) {
+    /* A tail that borders the wilderness goes back to it, whatever its
+     * size: no free block ever borders the wilderness. */
+    tx_set(t, &c->top, rem);
+    tx_set(t, &c->top_prev, want);
+    size = want;
+  } else if (rsize >= MIN_BLOCK) {
+    hdr_write(t, rem, want, rsize, ST_FREE, fresh);
+    set_prev(t, rem + rsize, rsize);
     list_insert(t, rem, rsize, fresh);
     size = want;
   }
-  tx_set(t, &W(base, b)[1], mkword(b, size, ST_ALLOC));
+  hdr_resize(t, b, size, ST_ALLOC);
   return size;
+}
+
+/* Cuts `need` bytes off the front of the wilderness as a free block that
+ * is in no list, or returns 0 when the wilderness is smaller.  The bytes at
+ * top hold no allocator state (a rollback moves top back and they are
+ * ignored again), so the new header needs no log. */
+static uint64_t top_take(struct tx *t, uint64_t need) {
+  struct ipx__heap_ctl *c = t->c;
+  if (c->end - c->top < need) return 0;
+  uint64_t b = c->top;
+  hdr_write(t, b, c->top_prev, need, ST_FREE, 1);
+  tx_set(t, &c->top, b + need);
+  tx_set(t, &c->top_prev, need);
+  return b;
 }
 
 /* Free the (ALLOC or CACHED) block b of `size` bytes into the TLSF lists,
@@ -300,20 +376,23 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   uint64_t next = b + size;
-  uint64_t nw = W(base, next)[1];
-  if ((nw & W_TAG) != tag_of(next)) return -1;
-  if ((nw & W_STATE) == ST_FREE) {
-    uint64_t ns = nw & W_SIZE;
-    if (ns < MIN_BLOCK || next + ns > c->end) return -1;
-    list_remove(t, next, ns);
-    size += ns;
-    next = b + size;
+  int to_top = next == c->top;
+  if (!to_top) {
+    uint64_t nw = W(base, next)[1];
+    if (!hdr_ok(base, next, nw)) return -1;
+    if ((nw & W_STATE) == ST_FREE) {
+      uint64_t ns = nw & W_SIZE;
+      if (ns < MIN_BLOCK || ns >= c->top - next) return -1;
+      list_remove(t, next, ns);
+      size += ns;
+      next = b + size;
+    }
   }
   if (b != c->first) {
-    uint64_t ps = W(base, b)[0];
+    uint64_t ps = prev_of(base, b);
     if (ps < MIN_BLOCK || ps > b - c->first || (ps & 15u)) return -1;
     uint64_t p = b - ps, pw = W(base, p)[1];
-    if ((pw & W_TAG) != tag_of(p) || (pw & W_SIZE) != ps) return -1;
+    if (!hdr_ok(base, p, pw) || (pw & W_SIZE) != ps) return -1;
     if ((pw & W_STATE) == ST_FREE) {
       /* b's header becomes interior: it must not keep saying ALLOC, or a
        * second free of b could pass for a live block. */
@@ -323,8 +402,15 @@ static int tlsf_release(struct tx *t, uint64_t b, uint64_t size) {
       size += ps;
     }
   }
-  tx_set(t, &W(base, b)[1], mkword(b, size, ST_FREE));
-  tx_set(t, &W(base, next)[0], size);
+  hdr_resize(t, b, size, ST_FREE);
+  if (to_top) {
+    /* Into the wilderness; the header above stops saying ALLOC, so a
+     * second free of b is refused even once top has moved past it. */
+    tx_set(t, &c->top, b);
+    tx_set(t, &c->top_prev, prev_of(base, b));
+    return 0;
+  }
+  set_prev(t, next, size);
   list_insert(t, b, size, 0);
   return 0;
 }
@@ -337,11 +423,12 @@ static inline int usable(const struct ipx__heap_ctl *c) {
 /* The size of the live block whose usable bytes start at off, or 0. */
 static uint64_t live_block(unsigned char *base, const struct ipx__heap_ctl *c,
                            uint64_t off) {
-  if (off < c->first + HDR || off >= c->end || (off & 15u)) return 0;
+  if (off < c->first + HDR || off >= c->top || (off & 15u)) return 0;
   uint64_t b = off - HDR, w = W(base, b)[1];
   if ((w & (W_TAG | W_STATE)) != (tag_of(b) | ST_ALLOC)) return 0;
   uint64_t s = w & W_SIZE;
-  if (s < MIN_BLOCK || s > c->end - b || W(base, b + s)[0] != s) return 0;
+  if (s < MIN_BLOCK || s > c->top - b) return 0;
+  if ((W(base, b)[0] & ~P_MASK) != tag2_of(b, s)) return 0;
   return s;
 }
 
@@ -391,25 +478,34 @@ static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
   }
   uint64_t size;
   int64_t b = tlsf_take(t, bs, &size);
-  if (b > 0 && may_flush && c->cached_blocks && (uint64_t)b + size == c->end) {
-    /* Only the last block (the wilderness) fits: give the cached blocks
-     * back to the lists first, so that they serve this request or later
-     * ones instead of the wilderness shrinking around them. */
-    tx_rollback(t);
-    int r = flush_caches(t);
-    if (r) return r;
-    b = tlsf_take(t, bs, &size);
-  } else if (b == 0 && may_flush && c->cached_blocks) {
+  if (b == 0 && may_flush && c->cached_blocks) {
+    /* Only the wilderness fits: give the cached blocks back to the lists
+     * first, so that they serve this request or later ones instead of the
+     * wilderness shrinking around them. */
     int r = flush_caches(t);
     if (r) return r;
     b = tlsf_take(t, bs, &size);
   }
   if (b < 0) return tx_corrupt(t);
-  if (b == 0) return 0;
+  if (b == 0) {
+    b = (int64_t)top_take(t, bs);
+    if (b == 0) return 0;
+    size = bs;
+  }
   size = carve(t, (uint64_t)b, size, bs, 1);
   c->free_bytes -= size;
   c->live_blocks++;
   return b;
+}
+
+/* Bytes to skip after block b so that its usable bytes are aligned in this
+ * process: 0, or a piece large enough to be a free block. */
+static uint64_t lead_for(const unsigned char *base, uint64_t b,
+                         uint64_t align) {
+  uintptr_t addr = (uintptr_t)(base + b + HDR);
+  uint64_t lead = (uint64_t)((align - (addr & (align - 1))) & (align - 1));
+  if (lead != 0 && lead < MIN_BLOCK) lead += align;
+  return lead;
 }
 
 static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
@@ -424,18 +520,22 @@ static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
     b = tlsf_take(t, bs + align + HDR, &size);
   }
   if (b < 0) return tx_corrupt(t);
-  if (b == 0) return IPX_ENOMEM;
+  if (b == 0) {
+    /* From the wilderness: just what the alignment needs. */
+    uint64_t lead = lead_for(base, c->top, align);
+    b = (int64_t)top_take(t, lead + bs);
+    if (b == 0) return IPX_ENOMEM;
+    size = lead + bs;
+  }
   uint64_t blk = (uint64_t)b;
-  uintptr_t addr = (uintptr_t)(base + blk + HDR);
-  uint64_t lead = (uint64_t)((align - (addr & (align - 1))) & (align - 1));
-  if (lead != 0 && lead < MIN_BLOCK) lead += align;
+  uint64_t lead = lead_for(base, blk, align);
   if (lead) {
     /* The leading piece stays free; its previous block is not FREE
      * (blk was coalesced), so no merge is due. */
     uint64_t nb = blk + lead;
-    tx_set(t, &W(base, nb)[0], lead);
-    tx_set(t, &W(base, blk)[1], mkword(blk, lead, ST_FREE));
-    tx_set(t, &W(base, nb + (size - lead))[0], size - lead);
+    hdr_write(t, nb, lead, size - lead, ST_FREE, 0);
+    hdr_resize(t, blk, lead, ST_FREE);
+    set_prev(t, nb + (size - lead), size - lead);
     list_insert(t, blk, lead, 0);
     blk = nb;
     size -= lead;
@@ -532,15 +632,27 @@ static uint64_t expand_block(struct tx *t, uint64_t b, uint64_t bs,
                              uint64_t min_bs, uint64_t pref_bs) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
-  uint64_t next = b + bs, nw = W(base, next)[1];
-  if ((nw & (W_TAG | W_STATE)) != (tag_of(next) | ST_FREE)) return 0;
+  uint64_t next = b + bs;
+  if (next == c->top) {
+    uint64_t total = bs + (c->end - c->top);
+    if (total < min_bs) return 0;
+    uint64_t want = pref_bs < total ? pref_bs : total;
+    if (want < min_bs) want = min_bs;
+    tx_set(t, &c->top, b + want);
+    tx_set(t, &c->top_prev, want);
+    hdr_resize(t, b, want, ST_ALLOC);
+    c->free_bytes -= want - bs;
+    return want;
+  }
+  uint64_t nw = W(base, next)[1];
+  if ((nw & W_STATE) != ST_FREE || !hdr_ok(base, next, nw)) return 0;
   uint64_t ns = nw & W_SIZE, total = bs + ns;
-  if (total < min_bs || next + ns > c->end) return 0;
+  if (total < min_bs || ns >= c->top - next) return 0;
   list_remove(t, next, ns);
   uint64_t want = pref_bs < total ? pref_bs : total;
   if (want < min_bs) want = min_bs;
-  tx_set(t, &W(base, b + total)[0], total);
-  tx_set(t, &W(base, b)[1], mkword(b, total, ST_ALLOC));
+  set_prev(t, b + total, total);
+  hdr_resize(t, b, total, ST_ALLOC);
   uint64_t got = carve(t, b, total, want, 0);
   c->free_bytes -= got - bs;
   return got;
@@ -572,14 +684,21 @@ int ipx__heap_expand(void *base, uint64_t heap_off, uint64_t off,
 /* Give the tail of live block b beyond new_bs back, if it can be a block. */
 static uint64_t shrink_block(struct tx *t, uint64_t b, uint64_t bs,
                              uint64_t new_bs) {
-  unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
+  if (b + bs == c->top) {
+    /* Any tail, however small, goes back to the wilderness. */
+    if (new_bs == bs) return bs;
+    tx_set(t, &c->top, b + new_bs);
+    tx_set(t, &c->top_prev, new_bs);
+    hdr_resize(t, b, new_bs, ST_ALLOC);
+    c->free_bytes += bs - new_bs;
+    return new_bs;
+  }
   if (bs - new_bs < MIN_BLOCK) return bs;
   uint64_t rem = b + new_bs, rs = bs - new_bs;
-  tx_set(t, &W(base, rem)[0], new_bs);
-  tx_set(t, &W(base, rem)[1], mkword(rem, rs, ST_ALLOC));
-  tx_set(t, &W(base, b + bs)[0], rs);
-  tx_set(t, &W(base, b)[1], mkword(b, new_bs, ST_ALLOC));
+  hdr_write(t, rem, new_bs, rs, ST_ALLOC, 0);
+  set_prev(t, b + bs, rs);
+  hdr_resize(t, b, new_bs, ST_ALLOC);
   if (tlsf_release(t, rem, rs) != 0) return 0;
   c->free_bytes += rs;
   return new_bs;
@@ -649,17 +768,21 @@ int ipx__heap_largest_free(void *base, uint64_t heap_off, size_t *size) {
   struct tx t = {(unsigned char *)base, c, 0};
   int r = flush_caches(&t);
   if (r) return r;
-  *size = 0;
-  if (!c->fl_bitmap) return 0;
-  unsigned fl = msb64(c->fl_bitmap);
-  unsigned sl = msb64(c->sl_bitmap[fl] | 1u);
-  uint64_t best = 0, steps = c->heap_size / MIN_BLOCK;
-  for (uint64_t x = c->heads[fl][sl]; x; x = W(base, x)[2]) {
-    if (!in_heap(c, x) || steps-- == 0) return IPX_ECORRUPT;
-    uint64_t s = W(base, x)[1] & W_SIZE;
-    if (s > best) best = s;
+  uint64_t best = c->end - c->top;
+  if (c->fl_bitmap) {
+    unsigned fl = msb64(c->fl_bitmap);
+    unsigned sl = msb64(c->sl_bitmap[fl] | 1u);
+    uint64_t steps = c->heap_size / MIN_BLOCK;
+    for (uint64_t x = c->heads[fl][sl]; x; x = W(base, x)[2]) {
+      if (!in_heap(c, x) || steps-- == 0) return IPX_ECORRUPT;
+      uint64_t s = W(base, x)[1] & W_SIZE;
+      if (s > best) best = s;
+    }
   }
-  *size = best > HDR ? (size_t)(best - HDR) : 0;
+  /* The wilderness serves blocks of any multiple of 16 up to its size;
+   * a listed block, only its own size. */
+  best &= ~UINT64_C(15);
+  *size = best >= MIN_BLOCK ? (size_t)(best - HDR) : 0;
   return 0;
 }
 
@@ -678,18 +801,24 @@ int ipx__heap_zero_free_memory(void *base, uint64_t heap_off) {
   int r = flush_caches(&t);
   if (r) return r;
   unsigned char *b8 = base;
-  for (uint64_t b = c->first; b < c->end;) {
+  for (uint64_t b = c->first; b < c->top;) {
     uint64_t w = W(b8, b)[1], s = w & W_SIZE;
-    if ((w & W_TAG) != tag_of(b) || s < MIN_BLOCK || s > c->end - b)
+    if (!hdr_ok(b8, b, w) || s < MIN_BLOCK || s > c->top - b)
       return IPX_ECORRUPT;
     if ((w & W_STATE) == ST_FREE) memset(b8 + b + MIN_BLOCK, 0, s - MIN_BLOCK);
     b += s;
   }
+  memset(b8 + c->top, 0, c->end - c->top);
   return 0;
 }
 
 /* ---- init, validate, grow ---------------------------------------------- */
 size_t ipx__heap_ctl_size(void) { return CTL_SIZE; }
+
+/* Where the arena of a heap of heap_size bytes ends. */
+static inline uint64_t end_for(uint64_t heap_off, uint64_t heap_size) {
+  return heap_off + (heap_size & ~UINT64_C(63));
+}
 uint64_t ipx__heap_min_size(void) { return CTL_SIZE + MIN_BLOCK + HDR + 64u; }
 uint64_t ipx__heap_max_size(void) { return MAX_HEAP; }
 
@@ -698,7 +827,6 @@ static int heap_init(void *base, uint64_t heap_off, uint64_t heap_size,
   if (!base || ((uintptr_t)base & 15u) || (heap_off & 63u)) return IPX_EINVAL;
   if (heap_size > MAX_HEAP) return IPX_ETOOBIG;
   if (heap_size < ipx__heap_min_size()) return IPX_EINVAL;
-  unsigned char *b8 = base;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!zeroed) memset(c, 0, CTL_SIZE);
   c->version = IPX__HEAP_VERSION;
@@ -706,16 +834,12 @@ static int heap_init(void *base, uint64_t heap_off, uint64_t heap_size,
   c->heap_off = heap_off;
   c->heap_size = heap_size;
   c->first = heap_off + CTL_SIZE;
-  c->end = heap_off + (heap_size & ~UINT64_C(63)) - HDR;
-  uint64_t size = c->end - c->first;
-  struct tx t = {b8, c, 0};
-  W(b8, c->first)[0] = 0;
-  W(b8, c->first)[1] = mkword(c->first, size, ST_FREE);
-  W(b8, c->end)[0] = size;
-  W(b8, c->end)[1] = mkword(c->end, 0, ST_END);
-  list_insert(&t, c->first, size, 0);
-  c->free_bytes = size;
-  t.n = 0;
+  c->end = end_for(heap_off, heap_size);
+  /* All wilderness: nothing is written outside the control block's first
+   * 160 bytes, so a fresh segment's arena stays untouched. */
+  c->top = c->first;
+  c->top_prev = 0;
+  c->free_bytes = c->end - c->first;
   c->log_n = 0;
   BARRIER();
   c->magic = IPX__HEAP_MAGIC;
@@ -737,16 +861,16 @@ static int validate_ctl(const struct ipx__heap_ctl *c, uint64_t heap_off) {
   if (c->heap_size > MAX_HEAP || c->heap_size < ipx__heap_min_size())
     return IPX_ECORRUPT;
   if (c->first != heap_off + CTL_SIZE) return IPX_ECORRUPT;
-  /* An interrupted grow leaves size and end marker out of step until
-   * recovery rolls it back. */
-  if (c->log_n == 0 &&
-      c->end != heap_off + (c->heap_size & ~UINT64_C(63)) - HDR)
-    return IPX_ECORRUPT;
+  /* An interrupted grow leaves size and end out of step until recovery
+   * rolls it back. */
+  uint64_t e = end_for(heap_off, c->heap_size);
+  if (c->log_n == 0 && c->end != e) return IPX_ECORRUPT;
   /* Bounded even mid-operation, so that walks never leave the arena (grow
-   * and trim store the size and the end marker in an order that keeps
-   * this true at every instant). */
-  if (c->end < c->first || (c->end & 15u) ||
-      c->end > heap_off + (c->heap_size & ~UINT64_C(63)) - HDR)
+   * and trim store the size and the end in an order that keeps this true
+   * at every instant, and never move the end below top). */
+  if (c->end < c->first || (c->end & 15u) || c->end > e) return IPX_ECORRUPT;
+  if (c->top < c->first || c->top > c->end || (c->top & 15u) ||
+      c->top_prev > c->top - c->first || (c->top_prev & 15u))
     return IPX_ECORRUPT;
   if (c->log_n > LOG_CAP || (c->flags & F_CORRUPT)) return IPX_ECORRUPT;
   return 0;
@@ -766,54 +890,22 @@ int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size < c->heap_size) return IPX_EINVAL;
   if (new_heap_size > MAX_HEAP) return IPX_ETOOBIG;
-  unsigned char *b8 = base;
-  struct tx t = {b8, c, 0};
-  uint64_t old_end = c->end;
-  uint64_t new_end = heap_off + (new_heap_size & ~UINT64_C(63)) - HDR;
+  struct tx t = {(unsigned char *)base, c, 0};
+  uint64_t new_end = end_for(heap_off, new_heap_size);
+  /* The size first: validate allows end below what the size gives. */
   tx_set(&t, &c->heap_size, new_heap_size);
-  if (new_end > old_end) {
-    uint64_t size = new_end - old_end;
-    /* The old end marker becomes a live block freed at once. */
-    tx_set(&t, &W(b8, old_end)[1], mkword(old_end, size, ST_ALLOC));
-    tx_set(&t, &W(b8, new_end)[0], size);
-    tx_set(&t, &W(b8, new_end)[1], mkword(new_end, 0, ST_END));
+  if (new_end > c->end) {
+    /* The wilderness simply reaches further; no byte of the arena is
+     * touched.  Statistics change only once the log is open, so that
+     * recovery recounts them if the operation dies. */
+    uint64_t more = new_end - c->end;
     tx_set(&t, &c->end, new_end);
-    if (tlsf_release(&t, old_end, size) != 0) return tx_corrupt(&t);
-    c->free_bytes += size;
+    c->free_bytes += more;
   }
   tx_commit(&t);
   return 0;
 }
 
-/* The arena's end marker offset for a heap of heap_size bytes. */
-static inline uint64_t end_for(uint64_t heap_off, uint64_t heap_size) {
-  return heap_off + (heap_size & ~UINT64_C(63)) - HDR;
-}
-
-/* The free block that ends the arena, or 0 when the last block is live (or
- * the arena is empty).  -1 on a damaged header. */
-static int64_t free_tail(unsigned char *base, const struct ipx__heap_ctl *c,
-                         uint64_t *size) {
-  uint64_t ps = W(base, c->end)[0];
-  if (ps == 0) return 0;
-  if (ps < MIN_BLOCK || ps > c->end - c->first || (ps & 15u)) return -1;
-  uint64_t b = c->end - ps, w = W(base, b)[1];
-  if ((w & W_TAG) != tag_of(b) || (w & W_SIZE) != ps) return -1;
-  if ((w & W_STATE) != ST_FREE) return 0;
-  *size = ps;
-  return (int64_t)b;
-}
-
-/* Where an arena whose last live byte ends at `b` may end: the smallest end
- * marker offset >= b (and >= the minimum arena's) that a heap size can
- * give, leaving either no free tail or one of at least MIN_BLOCK bytes. */
-static uint64_t trim_end(uint64_t heap_off, uint64_t b) {
-  uint64_t lo = end_for(heap_off, (ipx__heap_min_size() + 63u) & ~UINT64_C(63));
-  uint64_t e = b > lo ? b : lo;
-  e = ((e + HDR + 63u) & ~UINT64_C(63)) - HDR; /* heap_off is 64-aligned */
-  while (e != b && e - b < MIN_BLOCK) e += 64u;
-  return e;
-}
 
 int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size) {
   if (!base || !min_size) return IPX_EINVAL;
@@ -822,11 +914,11 @@ int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size) {
   struct tx t = {(unsigned char *)base, c, 0};
   int r = flush_caches(&t);
   if (r) return r;
-  uint64_t s = 0;
-  int64_t b = free_tail(base, c, &s);
-  if (b < 0) return IPX_ECORRUPT;
-  uint64_t e = trim_end(heap_off, b ? (uint64_t)b : c->end);
-  *min_size = e + HDR - heap_off;
+  /* Flushing merged every free tail into the wilderness: the last block
+   * before top is live, and the arena can end at top. */
+  uint64_t m = ((c->top - heap_off) + 63u) & ~UINT64_C(63);
+  uint64_t lo = (ipx__heap_min_size() + 63u) & ~UINT64_C(63);
+  *min_size = m > lo ? m : lo;
   return 0;
 }
 
@@ -836,29 +928,16 @@ int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size > c->heap_size || new_heap_size < ipx__heap_min_size())
     return IPX_EINVAL;
-  unsigned char *b8 = base;
-  struct tx t = {b8, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0};
   uint64_t new_end = end_for(heap_off, new_heap_size);
   if (new_end != c->end) {
     int r = flush_caches(&t);
     if (r) return r;
-    uint64_t s = 0;
-    int64_t fb = free_tail(b8, c, &s);
-    if (fb < 0) return tx_corrupt(&t);
-    uint64_t b = (uint64_t)fb;
-    if (fb == 0 || new_end < b || (new_end != b && new_end - b < MIN_BLOCK))
-      return IPX_EINVAL; /* live bytes beyond the new end */
-    uint64_t gap = new_end - b;
-    list_remove(&t, b, s);
-    if (gap) {
-      tx_set(&t, &W(b8, b)[1], mkword(b, gap, ST_FREE));
-      list_insert(&t, b, gap, 0);
-      tx_set(&t, &W(b8, new_end)[0], gap);
-    }
-    tx_set(&t, &W(b8, new_end)[1], mkword(new_end, 0, ST_END));
+    if (new_end < c->top) return IPX_EINVAL; /* live bytes beyond the end */
+    uint64_t less = c->end - new_end;
     /* The end first: the size must never describe less than the end. */
     tx_set(&t, &c->end, new_end);
-    c->free_bytes -= s - gap;
+    c->free_bytes -= less;
   }
   tx_set(&t, &c->heap_size, new_heap_size);
   tx_commit(&t);
@@ -901,22 +980,22 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
     say(rep, "a recovery was interrupted before recounting the statistics");
   /* Physical walk. */
   uint64_t b = c->first, prev_size = 0, prev_state = 0;
-  while (b < c->end) {
+  while (b < c->top) {
     uint64_t w = W(base, b)[1], s = w & W_SIZE, st = w & W_STATE;
-    if ((w & W_TAG) != tag_of(b)) {
+    if (!hdr_ok(base, b, w)) {
       say(rep, "block at offset %llu: damaged header (bad check tag)",
           (unsigned long long)b);
       return;
     }
-    if (s < MIN_BLOCK || s > c->end - b) {
+    if (s < MIN_BLOCK || s > c->top - b) {
       say(rep, "block at offset %llu: size %llu out of bounds",
           (unsigned long long)b, (unsigned long long)s);
       return;
     }
-    if (W(base, b)[0] != prev_size)
+    if (prev_of(base, b) != prev_size)
       say(rep, "block at offset %llu: previous-size field %llu, but the "
                "previous block has %llu bytes", (unsigned long long)b,
-          (unsigned long long)W(base, b)[0], (unsigned long long)prev_size);
+          (unsigned long long)prev_of(base, b), (unsigned long long)prev_size);
     if (st == ST_FREE) {
       if (prev_state == ST_FREE)
         say(rep, "free blocks at offset %llu and before it were not coalesced",
@@ -939,13 +1018,19 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
     prev_state = st;
     b += s;
   }
-  if (b != c->end) {
-    say(rep, "blocks overrun the end marker at offset %llu",
-        (unsigned long long)c->end);
+  if (b != c->top) {
+    say(rep, "blocks overrun the wilderness at offset %llu",
+        (unsigned long long)c->top);
     return;
   }
-  if (W(base, b)[1] != mkword(b, 0, ST_END) || W(base, b)[0] != prev_size)
-    say(rep, "end marker at offset %llu is damaged", (unsigned long long)b);
+  if (c->top_prev != prev_size)
+    say(rep, "the wilderness at offset %llu records a previous block of %llu "
+             "bytes, but it has %llu", (unsigned long long)c->top,
+        (unsigned long long)c->top_prev, (unsigned long long)prev_size);
+  if (prev_state == ST_FREE)
+    say(rep, "the free block before the wilderness at offset %llu was not "
+             "merged into it", (unsigned long long)c->top);
+  k->free_bytes += c->end - c->top;
 
   /* TLSF lists and bitmaps. */
   uint64_t listed = 0, limit = k->free_blocks + 1;
@@ -964,7 +1049,7 @@ static void verify(unsigned char *base, const struct ipx__heap_ctl *c,
           break;
         }
         uint64_t w = in_heap(c, x) ? W(base, x)[1] : 0;
-        if ((w & (W_TAG | W_STATE)) != (tag_of(x) | ST_FREE)) {
+        if ((w & W_STATE) != ST_FREE || !hdr_ok(base, x, w)) {
           say(rep, "free list (%u,%u) holds offset %llu, which is not a free "
                    "block", fl, sl, (unsigned long long)x);
           break;
@@ -1050,9 +1135,9 @@ int ipx__heap_walk(const void *base, uint64_t heap_off, ipx__heap_walk_fn fn,
   const struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (validate_ctl(c, heap_off)) return IPX_ECORRUPT;
   unsigned char *b8 = (unsigned char *)(uintptr_t)base;
-  for (uint64_t b = c->first; b < c->end;) {
+  for (uint64_t b = c->first; b < c->top;) {
     uint64_t w = W(b8, b)[1], s = w & W_SIZE;
-    if ((w & W_TAG) != tag_of(b) || s < MIN_BLOCK || s > c->end - b)
+    if (!hdr_ok(b8, b, w) || s < MIN_BLOCK || s > c->top - b)
       return IPX_ECORRUPT;
     int r = fn(ctx, b + HDR, (size_t)(s - HDR), (w & W_STATE) == ST_ALLOC);
     if (r) return r;

@@ -10,9 +10,11 @@
  * Algorithm (docs/heap.md): per-size LIFO caches of freed blocks for usable
  * sizes up to 1024 bytes (O(1) allocate and free on the hot path), under
  * them a boundary-tag TLSF allocator (two-level segregated fits, O(1)
- * search, immediate coalescing).  Every block carries a 16-byte header
- * whose check tag depends on the block's offset; free() and friends refuse
- * anything that is not a live block's start.
+ * search, immediate coalescing), and after the last block a wilderness
+ * that holds no header (a fresh arena is all wilderness, so formatting one
+ * touches only the control block).  Every block carries a 16-byte header
+ * whose two check tags depend on the block's offset and size; free() and
+ * friends refuse anything that is not a live block's start.
  *
  * Concurrency: none inside.  The caller serialises every call on one arena
  * with a lock (the segment's robust recursive mutex).  The read-only
@@ -45,7 +47,7 @@
 
 /* "IPXHEAP1" */
 #define IPX__HEAP_MAGIC UINT64_C(0x3150414548585049)
-#define IPX__HEAP_VERSION 1u
+#define IPX__HEAP_VERSION 2u
 
 /* Every block's usable size is a multiple of this, and every block address
  * (base + off) is aligned to it when base is. */
@@ -101,19 +103,11 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
 int ipx__heap_free(void *base, uint64_t heap_off, uint64_t off);
 
 /* A hint, before taking the lock, for a free or resize of the block at
- * off: starts the cache misses that validation takes next (the block's
- * header, then the boundary tag of the block after it) so that they overlap
- * with taking the lock.  Reads one word with a relaxed atomic load and
- * touches nothing else; whatever it finds, validation under the lock reads
- * both again.  off must lie in the mapping (>= heap_off). */
-static inline void ipx__heap_prefetch(const void *base, uint64_t off,
-                                      uint64_t limit) {
-  const unsigned char *h = (const unsigned char *)base + off - 16u;
-  /* Header word: size in bits 4..47 (docs/FORMAT.md, heap). */
-  uint64_t s = __atomic_load_n((const uint64_t *)(const void *)(h + 8),
-                               __ATOMIC_RELAXED) &
-               UINT64_C(0x0000FFFFFFFFFFF0);
-  if (s < limit - off) __builtin_prefetch(h + s);
+ * off: starts the cache miss on its header, which validation reads first,
+ * so that it overlaps with taking the lock.  Reads nothing.  off must lie
+ * in the mapping (>= 16). */
+static inline void ipx__heap_prefetch(const void *base, uint64_t off) {
+  __builtin_prefetch((const unsigned char *)base + off - 16u);
 }
 
 /* The usable size of the live block at off (>= the size asked for).
@@ -145,7 +139,7 @@ int ipx__heap_shrink(void *base, uint64_t heap_off, uint64_t off,
 int ipx__heap_realloc(void *base, uint64_t heap_off, uint64_t off, size_t size,
                       uint64_t *new_off);
 
-/* Free bytes: the arena less the control block, the end marker and every
+/* Free bytes: the arena less the control block and every
  * live block with its header.  Cached freed blocks count as free, so the
  * figure returns exactly to its earlier value once everything allocated
  * since is freed. */
@@ -200,7 +194,8 @@ int ipx__heap_check(const void *base, uint64_t heap_off,
                     ipx__heap_report_fn report, void *ctx);
 
 /* Calls fn(ctx, off, usable, allocated) for every block in address order
- * (allocated is 0 for free and cached blocks); stops early when fn returns
+ * (allocated is 0 for free and cached blocks; the wilderness after the
+ * last block is not a block and is not reported); stops early when fn returns
  * non-zero and returns that value.  IPX_ECORRUPT if a block header is
  * damaged (the walk stops there). */
 typedef int (*ipx__heap_walk_fn)(void *ctx, uint64_t off, size_t usable,
