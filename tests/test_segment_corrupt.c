@@ -310,6 +310,24 @@ IPX_TEST(not_a_regular_file_or_a_symlink) {
   IPX_ASSERT_EQ(symlink("/etc/passwd", link), 0);
   IPX_ASSERT_ERR(ipx_segment_open_shm(&s, name, &o), IPX_ECORRUPT);
   unlink(link);
+  /* A FIFO in its place: refused at once, whoever opens it and however
+   * (a read-only open must not wait for a writer), and never grown. */
+  ipx_test_name(name, sizeof name, "fifo");
+  snprintf(link, sizeof link, "/dev/shm/ipx.%s", name);
+  IPX_ASSERT_EQ(mkfifo(link, 0600), 0);
+  static const ipx_access_t acc[] = {IPX_READ_WRITE, IPX_READ_ONLY,
+                                     IPX_COPY_ON_WRITE};
+  for (int m = 0; m < 2; m++)
+    for (int a = 0; a < (m ? 1 : 3); a++) { /* creating needs read-write */
+      o.mode = m ? IPX_OPEN_OR_CREATE : IPX_OPEN_ONLY;
+      o.access = acc[a];
+      o.size = 64 * 1024;
+      uint64_t t0 = ipx_now();
+      IPX_ASSERT_ERR(ipx_segment_open_shm(&s, name, &o), IPX_ECORRUPT);
+      IPX_ASSERT_LT(ipx_now() - t0, IPX_SEC);
+    }
+  IPX_ASSERT_ERR(ipx_segment_grow_shm(name, 4096), IPX_ECORRUPT);
+  unlink(link);
 }
 
 static void buffers(void *arg) {

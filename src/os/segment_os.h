@@ -32,7 +32,8 @@ void ipx__sos_discard(int fd, const char *tmpname);
 int ipx__sos_unlink(const char *path);
 void ipx__sos_close(int fd);
 
-/* Size of a regular file; IPX_ECORRUPT if fd is not a regular file. */
+/* Size of the object (its end); IPX_ECORRUPT for a pipe or a directory.
+ * Moves the file offset (ipx uses none). */
 int ipx__sos_size(int fd, uint64_t *size);
 
 /* Set the size (reserve: allocate the blocks too, -ENOSPC when full). */
