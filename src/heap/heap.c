@@ -533,7 +533,9 @@ static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
     /* The leading piece stays free; its previous block is not FREE
      * (blk was coalesced), so no merge is due. */
     uint64_t nb = blk + lead;
-    hdr_write(t, nb, lead, size - lead, ST_FREE, 0);
+    /* nb lies at least MIN_BLOCK bytes into a block that was free (or
+     * wilderness) when the operation began: nothing there to log. */
+    hdr_write(t, nb, lead, size - lead, ST_FREE, 1);
     hdr_resize(t, blk, lead, ST_FREE);
     set_prev(t, nb + (size - lead), size - lead);
     list_insert(t, blk, lead, 0);
