@@ -209,15 +209,20 @@ static inline void hdr_write(struct tx *t, uint64_t b, uint64_t prev,
   if (fresh) {
     h[0] = w0;
     h[1] = w1;
-    return;
+  } else {
+    tx_set(t, &h[0], w0);
+    tx_set(t, &h[1], w1);
   }
-  if (h[0] != w0) tx_set(t, &h[0], w0);
-  tx_set(t, &h[1], w1);
 }
-/* New size and state for block b; its previous-size field stays. */
+/* New size and state for the header of block b; its previous-size field
+ * stays, and the word that holds it is stored (and logged) only when the
+ * second tag changes with the size. */
 static inline void hdr_resize(struct tx *t, uint64_t b, uint64_t size,
                               unsigned st) {
-  hdr_write(t, b, prev_of(t->base, b), size, st, 0);
+  uint64_t *h = W(t->base, b);
+  uint64_t w0 = mkprev(b, size, h[0] & P_MASK);
+  if (h[0] != w0) tx_set(t, &h[0], w0);
+  tx_set(t, &h[1], mkword(b, size, st));
 }
 
 /* The previous-size field of whatever follows a block: a block's header, or
