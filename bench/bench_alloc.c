@@ -12,6 +12,7 @@
  *   {small,large}_frag_{live,empty}_pct  largest allocatable block (binary
  *                         search with real allocations) / free memory, with
  *                         the working set live and after freeing all
+ *   *_mix_faults          page faults taken in the timed region
  *   seglock_pair_ns       (ipx) one segment lock + unlock, uncontended
  *   glibc_*               the same workloads on malloc/free.
  * Every workload runs in a process of its own (bench_isolated), on every
@@ -128,6 +129,7 @@ static void run_mix(const struct mix *m, int glibc) {
   void **slot = calloc(m->live, sizeof *slot);
   rng = 88172645463325252ull;
   size_t span = m->max - m->min + 1;
+  double f0 = bench_faults();
   uint64_t t0 = bench_now_ns();
   long ops = 0;
   for (size_t i = 0; i < m->live; i++, ops++) {
@@ -142,10 +144,14 @@ static void run_mix(const struct mix *m, int glibc) {
     ops += 2;
   }
   double mops = (double)ops / (double)(bench_now_ns() - t0) * 1e3;
+  double faults = bench_faults() - f0;
   char metric[64];
   snprintf(metric, sizeof metric, "%s%s_mix_mops", glibc ? "glibc_" : "",
            m->name);
   bench_report(metric, mops, "Mops/s");
+  snprintf(metric, sizeof metric, "%s%s_mix_faults", glibc ? "glibc_" : "",
+           m->name);
+  bench_report(metric, faults, "faults");
   if (!glibc && !m->prefault) {
     snprintf(metric, sizeof metric, "%s_frag_live_pct", m->name);
     bench_report(metric, frag_pct(), "%");
@@ -183,6 +189,26 @@ static void w_large_pf(void *unused) {
   run_mix(&large_pf, 0);
 }
 
+/* IPX_BENCH_ONLY=name[,name...] runs only those workloads (pairs, lock,
+ * small, glibc_small, large, glibc_large, large_prefaulted...): for a
+ * profiler. */
+static int want(const char *name) {
+  const char *only = getenv("IPX_BENCH_ONLY");
+  if (!only || !*only) return 1;
+  size_t n = strlen(name);
+  for (const char *p = only; *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return 1;
+    p += len + (e != NULL);
+  }
+  return 0;
+}
+
+static void run(const char *name, void (*fn)(void *), void *arg) {
+  if (want(name)) bench_isolated(fn, arg);
+}
+
 int main(void) {
   static int yes = 1;
   bench_pin_cpu(0);
@@ -190,13 +216,13 @@ int main(void) {
    * a process freed before (a large free raises its mmap and trim
    * thresholds), and pages faulted in by one workload would favour the
    * next. */
-  bench_isolated(w_pairs, NULL);
-  bench_isolated(w_pairs, &yes);
-  bench_isolated(w_lock, NULL);
-  bench_isolated(w_small, NULL);
-  bench_isolated(w_small, &yes);
-  bench_isolated(w_large, NULL);
-  bench_isolated(w_large, &yes);
-  bench_isolated(w_large_pf, NULL);
+  run("pairs", w_pairs, NULL);
+  run("glibc_pairs", w_pairs, &yes);
+  run("lock", w_lock, NULL);
+  run("small", w_small, NULL);
+  run("glibc_small", w_small, &yes);
+  run("large", w_large, NULL);
+  run("glibc_large", w_large, &yes);
+  run("large_prefaulted", w_large_pf, NULL);
   return 0;
 }

@@ -8,7 +8,6 @@
  * Medians over IPX_BENCH_REPS x 51 operations each. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,12 +20,6 @@
 static void die(const char *what, int err) {
   fprintf(stderr, "bench_segment: %s: %s\n", what, ipx_strerror(err));
   exit(1);
-}
-
-static double faults(void) {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_minflt + u.ru_majflt);
 }
 
 /* A measurement: median microseconds and median page faults. */
@@ -47,11 +40,11 @@ static struct m create_us(const char *name) {
   ipx_segment_options_t o = opts(IPX_CREATE_ONLY);
   for (int i = 0; i < OPS; i++) {
     ipx_segment_t *s;
-    double f0 = faults();
+    double f0 = bench_faults();
     uint64_t t0 = bench_now_ns();
     int e = ipx_segment_open_shm(&s, name, &o);
     v[i] = (double)(bench_now_ns() - t0) / 1e3;
-    f[i] = faults() - f0;
+    f[i] = bench_faults() - f0;
     if (e) die("create", e);
     ipx_segment_close(s);
     ipx_segment_remove_shm(name);
@@ -73,11 +66,11 @@ static struct m open_other_us(const char *name) {
     ipx_segment_options_t oo = opts(IPX_OPEN_ONLY);
     for (int i = 0; i < OPS; i++) {
       ipx_segment_t *t;
-      double f0 = faults();
+      double f0 = bench_faults();
       uint64_t t0 = bench_now_ns();
       int r = ipx_segment_open_shm(&t, name, &oo);
       v[i] = (double)(bench_now_ns() - t0) / 1e3;
-      f[i] = faults() - f0;
+      f[i] = bench_faults() - f0;
       if (r) die("open", r);
       ipx_segment_close(t);
     }
@@ -102,11 +95,11 @@ static struct m grow_us(const char *name) {
     int e = ipx_segment_open_shm(&s, name, &o);
     if (e) die("create", e);
     ipx_segment_close(s);
-    double f0 = faults();
+    double f0 = bench_faults();
     uint64_t t0 = bench_now_ns();
     e = ipx_segment_grow_shm(name, 64 * MIB);
     v[i] = (double)(bench_now_ns() - t0) / 1e3;
-    f[i] = faults() - f0;
+    f[i] = bench_faults() - f0;
     if (e) die("grow", e);
     ipx_segment_remove_shm(name);
   }

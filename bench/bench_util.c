@@ -4,8 +4,9 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,4 +81,10 @@ int bench_reps(int dflt) {
 const char *bench_name(char *buf, unsigned long len, const char *tag) {
   snprintf(buf, len, "b%d.%s", (int)getpid(), tag);
   return buf;
+}
+
+double bench_faults(void) {
+  struct rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return (double)(u.ru_minflt + u.ru_majflt);
 }

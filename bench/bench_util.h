@@ -29,6 +29,8 @@ int bench_isolated(void (*fn)(void *), void *arg);
 /* Fault in every page of [addr, addr + len) of a shared mapping for
  * writing, without changing a byte. */
 void bench_populate(void *addr, unsigned long len);
+/* Page faults (minor + major) this process has taken so far. */
+double bench_faults(void);
 /* A unique object name "b<pid>.<tag>" for benchmark objects. */
 const char *bench_name(char *buf, unsigned long len, const char *tag);
 

@@ -74,6 +74,7 @@ static void run_mix(const mix &m) {
   std::vector<void *> slot(m.live);
   rng = 88172645463325252ull;
   size_t span = m.max - m.min + 1;
+  double f0 = bench_faults();
   uint64_t t0 = bench_now_ns();
   long ops = 0;
   for (size_t i = 0; i < m.live; i++, ops++) {
@@ -88,9 +89,12 @@ static void run_mix(const mix &m) {
     ops += 2;
   }
   double mops = (double)ops / (double)(bench_now_ns() - t0) * 1e3;
+  double faults = bench_faults() - f0;
   char metric[64];
   snprintf(metric, sizeof metric, "%s_mix_mops", m.name);
   bench_report(metric, mops, "Mops/s");
+  snprintf(metric, sizeof metric, "%s_mix_faults", m.name);
+  bench_report(metric, faults, "faults");
   if (m.prefault) return;
   uint64_t fb = seg.get_free_memory();
   snprintf(metric, sizeof metric, "%s_frag_live_pct", m.name);

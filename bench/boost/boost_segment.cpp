@@ -1,7 +1,6 @@
 // Boost.Interprocess side of bench_segment: the same 64 MiB
 // managed_shared_memory created, opened from another process, and grown by
 // 64 MiB with no one attached; and the page faults each takes.
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,12 +15,6 @@ namespace bi = boost::interprocess;
 static const size_t MIB = 1024 * 1024;
 static const int OPS = 51;
 
-static double faults() {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return (double)(u.ru_minflt + u.ru_majflt);
-}
-
 struct m {
   double us, faults;
 };
@@ -29,12 +22,12 @@ struct m {
 static m create_us(const char *name) {
   double v[OPS], f[OPS];
   for (int i = 0; i < OPS; i++) {
-    double f0 = faults();
+    double f0 = bench_faults();
     uint64_t t0 = bench_now_ns();
     {
       bi::managed_shared_memory seg(bi::create_only, name, 64 * MIB);
       v[i] = (double)(bench_now_ns() - t0) / 1e3;
-      f[i] = faults() - f0;
+      f[i] = bench_faults() - f0;
     }
     bi::shared_memory_object::remove(name);
   }
@@ -49,12 +42,12 @@ static m open_other_us(const char *name) {
   if (p == 0) {
     double v[OPS], f[OPS];
     for (int i = 0; i < OPS; i++) {
-      double f0 = faults();
+      double f0 = bench_faults();
       uint64_t t0 = bench_now_ns();
       {
         bi::managed_shared_memory o(bi::open_only, name);
         v[i] = (double)(bench_now_ns() - t0) / 1e3;
-        f[i] = faults() - f0;
+        f[i] = bench_faults() - f0;
       }
     }
     m res{bench_median(v, OPS), bench_median(f, OPS)};
@@ -73,11 +66,11 @@ static m grow_us(const char *name) {
   double v[OPS], f[OPS];
   for (int i = 0; i < OPS; i++) {
     { bi::managed_shared_memory seg(bi::create_only, name, 64 * MIB); }
-    double f0 = faults();
+    double f0 = bench_faults();
     uint64_t t0 = bench_now_ns();
     bi::managed_shared_memory::grow(name, 64 * MIB);
     v[i] = (double)(bench_now_ns() - t0) / 1e3;
-    f[i] = faults() - f0;
+    f[i] = bench_faults() - f0;
     bi::shared_memory_object::remove(name);
   }
   return m{bench_median(v, OPS), bench_median(f, OPS)};
