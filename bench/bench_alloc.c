@@ -16,7 +16,9 @@
  *   seglock_pair_ns       (ipx) one segment lock + unlock, uncontended
  *   glibc_*               the same workloads on malloc/free.
  * Every workload runs in a process of its own (bench_isolated), on every
- * side. */
+ * side.  IPX_BENCH_SEED=n replays the mixes with another random sequence
+ * (both sides): fragmentation figures are exact for one sequence but move
+ * by tenths of a point from one sequence to the next. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +129,7 @@ static void run_mix(const struct mix *m, int glibc) {
   if (!glibc) seg_open(m->seg);
   if (!glibc && m->prefault) bench_populate(ipx_segment_base(seg), m->seg);
   void **slot = calloc(m->live, sizeof *slot);
-  rng = 88172645463325252ull;
+  rng = bench_seed();
   size_t span = m->max - m->min + 1;
   double f0 = bench_faults();
   uint64_t t0 = bench_now_ns();

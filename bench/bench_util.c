@@ -88,3 +88,9 @@ double bench_faults(void) {
   getrusage(RUSAGE_SELF, &u);
   return (double)(u.ru_minflt + u.ru_majflt);
 }
+
+uint64_t bench_seed(void) {
+  const char *e = getenv("IPX_BENCH_SEED");
+  unsigned long long v = e ? strtoull(e, NULL, 0) : 0;
+  return v ? (uint64_t)v : UINT64_C(88172645463325252);
+}

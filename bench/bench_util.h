@@ -29,6 +29,9 @@ int bench_isolated(void (*fn)(void *), void *arg);
 /* Fault in every page of [addr, addr + len) of a shared mapping for
  * writing, without changing a byte. */
 void bench_populate(void *addr, unsigned long len);
+/* The random seed of a workload: IPX_BENCH_SEED (a non-zero integer)
+ * when set, else a fixed default, the same on every side. */
+uint64_t bench_seed(void);
 /* Page faults (minor + major) this process has taken so far. */
 double bench_faults(void);
 /* A unique object name "b<pid>.<tag>" for benchmark objects. */

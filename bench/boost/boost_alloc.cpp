@@ -72,7 +72,7 @@ static void run_mix(const mix &m) {
   bi::managed_shared_memory &seg = s.seg;
   if (m.prefault) bench_populate(seg.get_address(), m.seg);
   std::vector<void *> slot(m.live);
-  rng = 88172645463325252ull;
+  rng = bench_seed();
   size_t span = m.max - m.min + 1;
   double f0 = bench_faults();
   uint64_t t0 = bench_now_ns();
