@@ -23,6 +23,8 @@
 #define ipx__heap_all_deallocated nl_all_deallocated
 #define ipx__heap_alloc nl_alloc
 #define ipx__heap_alloc_aligned nl_alloc_aligned
+#define ipx__heap_alloc_placed nl_alloc_placed
+#define ipx__seg_heap_pages nl_seg_heap_pages
 #define ipx__heap_check nl_check
 #define ipx__heap_ctl_size nl_ctl_size
 #define ipx__heap_expand nl_expand

@@ -39,6 +39,31 @@ static void assert_check(const unsigned char *base) {
     IPX_FAIL("check: %d problems, first: %s", p.n, p.first);
 }
 
+/* A page map covering an arena of `size` bytes (heap.h: a placement hint
+ * of one process), all pages unknown. */
+static struct ipx__heap_pages *pages_new(size_t size) {
+  struct ipx__heap_pages *pm = calloc(1, sizeof *pm);
+  IPX_ASSERT(pm != NULL);
+  pm->npages = size / 4096u + 2u;
+  pm->bits = calloc((size_t)(pm->npages + 63u) / 64u, sizeof(uint64_t));
+  IPX_ASSERT(pm->bits != NULL);
+  return pm;
+}
+static void pages_free(struct ipx__heap_pages *pm) {
+  if (!pm) return;
+  free(pm->bits);
+  free(pm);
+}
+/* The map's bit for the page holding base + off. */
+static void pages_set(struct ipx__heap_pages *pm, const unsigned char *base,
+                      uint64_t off, int known) {
+  uint64_t p = (((uintptr_t)base & 4095u) + off) >> 12;
+  if (known)
+    pm->bits[p >> 6] |= UINT64_C(1) << (p & 63u);
+  else
+    pm->bits[p >> 6] &= ~(UINT64_C(1) << (p & 63u));
+}
+
 /* ---- init and validation ----------------------------------------------- */
 IPX_TEST(init_validate_and_bad_arguments) {
   size_t sz = 1u << 20;
@@ -421,6 +446,71 @@ static void verify_all(const unsigned char *b, struct shadow *s, size_t n) {
   free(t);
 }
 
+/* A fresh block whose previous block is free was placed at the back of a
+ * split (a block taken from the front never has a free block before it:
+ * free blocks are always coalesced).  Reads the format: docs/FORMAT.md. */
+static int placed_at_back(const unsigned char *b, uint64_t off) {
+  uint64_t w0, w1, prev;
+  memcpy(&w0, b + off - 16, 8);
+  prev = w0 & ((UINT64_C(1) << 46) - 1u);
+  if (prev == 0 || prev > off - 16) return 0;
+  memcpy(&w1, b + off - 16 - prev + 8, 8);
+  return (w1 & 15u) == 2u; /* FREE */
+}
+
+/* Splitting a free block writes one new header: at the front split point
+ * normally, at the back one when only that page is known to be in memory
+ * (docs/heap.md, "Placement").  Either way the heap stays consistent. */
+IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
+  size_t sz = 4u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  struct ipx__heap_pages *pm = pages_new(sz);
+  /* A 64 KiB free block with a live guard after it (so that it does not
+   * border the wilderness). */
+  uint64_t x, guard, y, z;
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 65536, &x, pm));
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 2000, &guard, pm));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x));
+  uint64_t blk = x - 16, size = 65536 + 16, want = 16384 + 16;
+
+  /* Front page unknown, back page known: the block takes the back. */
+  pages_set(pm, b, blk + want, 0);
+  pages_set(pm, b, blk + size - want, 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, blk + size - want + 16);
+  assert_check(b);
+  /* The front stays one free block that the next request can use. */
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 65536 - 16384 - 16, &z, pm));
+  IPX_ASSERT_EQ(z, x);
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+  assert_check(b);
+
+  /* Both known, or no map at all: the front, as always. */
+  pages_set(pm, b, blk + want, 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, x);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+  pages_set(pm, b, blk + want, 0);
+  IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 16384, &y));
+  IPX_ASSERT_EQ(y, x);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+
+  /* A block bordering the wilderness gives its tail back to it instead. */
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, guard));
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, x);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+  assert_check(b);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  pages_free(pm);
+  free(b);
+}
+
 IPX_TEST(property_random_operations_against_shadow_model) {
   size_t sz = 16u << 20;
   unsigned char *b = arena_new(sz);
@@ -431,7 +521,10 @@ IPX_TEST(property_random_operations_against_shadow_model) {
   struct shadow *s = calloc(SLOTS, sizeof *s);
   size_t n = 0;
   long ops = ipx_test_scale(300000, 5000);
-  long enomem = 0, moved = 0, in_place = 0;
+  long enomem = 0, moved = 0, in_place = 0, back = 0;
+  /* Half the plain allocations consult and teach a page map, so that both
+   * ways of splitting a block meet every other operation. */
+  struct ipx__heap_pages *pm = pages_new(sz);
   for (long op = 0; op < ops; op++) {
     uint64_t r = ipx_test_rand() % 100;
     if (n == 0 || (r < 45 && n < SLOTS)) {
@@ -442,6 +535,9 @@ IPX_TEST(property_random_operations_against_shadow_model) {
         align = (size_t)1 << (ipx_test_rand() % 13);
         if (align > pg) align = pg;
         e = ipx__heap_alloc_aligned(b, HOFF, size, align, &off);
+      } else if (ipx_test_rand() % 2) {
+        e = ipx__heap_alloc_placed(b, HOFF, size, &off, pm);
+        if (e == 0 && placed_at_back(b, off)) back++;
       } else {
         e = ipx__heap_alloc(b, HOFF, size, &off);
       }
@@ -511,10 +607,13 @@ IPX_TEST(property_random_operations_against_shadow_model) {
   IPX_ASSERT_EQ(largest, free0 - 16); /* one block again */
   struct ipx__heap_stats st;
   IPX_ASSERT_OK(ipx__heap_get_stats(b, HOFF, &st));
-  ipx_test_log("%ld ops, %ld ENOMEM, realloc %ld in place %ld moved, log "
-               "high water %u/%u", ops, enomem, in_place, moved,
-               st.log_high_water, st.log_capacity);
+  ipx_test_log("%ld ops, %ld ENOMEM, realloc %ld in place %ld moved, %ld "
+               "placed at the back of a split, log high water %u/%u",
+               ops, enomem, in_place, moved, back, st.log_high_water,
+               st.log_capacity);
   IPX_ASSERT_LT(st.log_high_water, st.log_capacity);
+  if (ops >= 100000) IPX_ASSERT_GT(back, 0);
+  pages_free(pm);
   free(s);
   free(b);
 }
@@ -687,6 +786,8 @@ static void crash_child(void *p) {
   struct shared_arena *a = cx->a;
   unsigned char *b = a->base;
   uint32_t seed = (uint32_t)ipx_test_rand() | 1u;
+  /* This process's page map: kills land in both ways of splitting. */
+  struct ipx__heap_pages *pm = pages_new(a->size);
   /* Hold the lock across many operations so the kill lands with it held,
    * mostly inside the allocator. */
   lock_arena(a);
@@ -698,7 +799,7 @@ static void crash_child(void *p) {
       e->seed = seed++;
       set_state(e, T_PENDING);
       uint64_t off;
-      if (ipx__heap_alloc(b, HOFF, e->size, &off) != 0) {
+      if (ipx__heap_alloc_placed(b, HOFF, e->size, &off, pm) != 0) {
         set_state(e, T_EMPTY);
         continue;
       }

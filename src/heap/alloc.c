@@ -5,6 +5,7 @@
 #include "ipx/alloc.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "heap/heap.h"
 #include "ipx/time.h"
@@ -138,6 +139,23 @@ const struct ipx__seg_layer ipx__heap_layer = {
     .open = h_open,
 };
 
+/* ---- placement hint ----------------------------------------------------- */
+
+struct ipx__heap_pages *ipx__seg_heap_pages(ipx_segment_t *seg) {
+  struct ipx__heap_pages *pm = seg->heap_local;
+  if (pm) return pm;
+  /* One bit per 4 KiB of the mapping (64 KiB for 2 GiB), zero until this
+   * process writes there.  Without memory for it, allocation still works,
+   * only without the hint. */
+  uint64_t n = seg->size / 4096u + 2u, words = (n + 63u) / 64u;
+  pm = calloc(1, sizeof *pm + (size_t)words * sizeof(uint64_t));
+  if (!pm) return NULL;
+  pm->bits = (uint64_t *)(void *)(pm + 1);
+  pm->npages = n;
+  seg->heap_local = pm;
+  return pm;
+}
+
 /* ---- the public API ----------------------------------------------------- */
 
 /* The heap offset of an address of this process's mapping. */
@@ -164,7 +182,8 @@ int ipx_segment_allocate(ipx_segment_t *seg, size_t size, void **ptr) {
   int r = ipx__seg_lock(seg);
   if (r) return r;
   uint64_t off;
-  r = done(seg, ipx__heap_alloc(seg->base, hoff(seg), size, &off));
+  r = done(seg, ipx__heap_alloc_placed(seg->base, hoff(seg), size, &off,
+                                      ipx__seg_heap_pages(seg)));
   if (!r) *ptr = seg->base + off;
   return r;
 }

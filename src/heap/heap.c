@@ -155,6 +155,7 @@ struct tx {
   unsigned char *base;
   struct ipx__heap_ctl *c;
   uint32_t n;
+  struct ipx__heap_pages *pm; /* placement hint, or NULL */
 };
 
 /* Record (offset, old value) and make the record count before storing.
@@ -460,6 +461,48 @@ static int flush_caches(struct tx *t) {
   return 0;
 }
 
+/* ---- placement: pages known to be in memory ----------------------------- */
+/* The 4 KiB page (counted from the one holding base) that holds byte off. */
+static inline uint64_t pm_page(const struct tx *t, uint64_t off) {
+  return (((uintptr_t)t->base & 4095u) + off) >> 12;
+}
+static inline int pm_known(const struct tx *t, uint64_t off) {
+  uint64_t p = pm_page(t, off);
+  return p < t->pm->npages && ((t->pm->bits[p >> 6] >> (p & 63u)) & 1u);
+}
+static inline void pm_mark(struct tx *t, uint64_t off) {
+  if (!t->pm) return;
+  uint64_t p = pm_page(t, off);
+  if (p < t->pm->npages) t->pm->bits[p >> 6] |= UINT64_C(1) << (p & 63u);
+}
+
+/* Free block b (`size` bytes, out of every list, not bordering the
+ * wilderness) is split for a block of `want` bytes: the split writes one
+ * header in bytes nobody may have touched yet, at b + want when the block
+ * takes the front, at b + size - want when it takes the back.  Prefer the
+ * back when only that header's page is known to be in memory: first-touch
+ * page faults cost microseconds each, far more than the allocation. */
+static int place_at_back(const struct tx *t, uint64_t b, uint64_t size,
+                         uint64_t want) {
+  if (!t->pm || size - want < MIN_BLOCK || b + size == t->c->top) return 0;
+  return !pm_known(t, b + want) && pm_known(t, b + size - want);
+}
+
+/* The back `want` bytes of free block b (`size` bytes, out of every list,
+ * its next block not FREE and not the wilderness) become a live block; the
+ * front stays a free block.  Returns the new block's offset. */
+static uint64_t carve_back(struct tx *t, uint64_t b, uint64_t size,
+                           uint64_t want) {
+  uint64_t lead = size - want, nb = b + lead;
+  /* nb lies at least MIN_BLOCK bytes into a block that was free when the
+   * operation began: nothing there to log. */
+  hdr_write(t, nb, lead, want, ST_ALLOC, 1);
+  hdr_resize(t, b, lead, ST_FREE);
+  set_prev(t, nb + want, want);
+  list_insert(t, b, lead, 0);
+  return nb;
+}
+
 /* ---- allocation core --------------------------------------------------- */
 /* Allocate a block of bs bytes (align <= 16) inside the open transaction.
  * Returns the block offset, 0 for no memory, IPX_ECORRUPT. */
@@ -496,8 +539,18 @@ static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
     b = (int64_t)top_take(t, bs);
     if (b == 0) return 0;
     size = bs;
+  } else if (place_at_back(t, (uint64_t)b, size, bs)) {
+    uint64_t nb = carve_back(t, (uint64_t)b, size, bs);
+    pm_mark(t, nb);
+    c->free_bytes -= bs;
+    c->live_blocks++;
+    return (int64_t)nb;
   }
   size = carve(t, (uint64_t)b, size, bs, 1);
+  /* What this process now knows to be in memory: the block's header and
+   * the header of the remainder split off it (if any). */
+  pm_mark(t, (uint64_t)b);
+  if ((uint64_t)b + size < c->top) pm_mark(t, (uint64_t)b + size);
   c->free_bytes -= size;
   c->live_blocks++;
   return b;
@@ -555,11 +608,16 @@ static int alloc_aligned_block(struct tx *t, uint64_t bs, uint64_t align,
 }
 
 int ipx__heap_alloc(void *base, uint64_t heap_off, size_t size, uint64_t *off) {
+  return ipx__heap_alloc_placed(base, heap_off, size, off, NULL);
+}
+
+int ipx__heap_alloc_placed(void *base, uint64_t heap_off, size_t size,
+                           uint64_t *off, struct ipx__heap_pages *pm) {
   if (!base || !off) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
   if (size > c->heap_size) return IPX_ENOMEM;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, pm};
   int64_t b = alloc_block(&t, block_size_for(size), 1);
   if (b <= 0) return b == 0 ? IPX_ENOMEM : (int)b;
   tx_commit(&t);
@@ -576,7 +634,7 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
   if (size > c->heap_size) return IPX_ENOMEM;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   int r = alloc_aligned_block(&t, block_size_for(size), align, off);
   if (r == 0) tx_commit(&t);
   return r;
@@ -616,7 +674,7 @@ int ipx__heap_free(void *base, uint64_t heap_off, uint64_t off) {
   if (!usable(c)) return IPX_ECORRUPT;
   uint64_t bs = live_block(base, c, off);
   if (!bs) return IPX_EINVAL;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   int r = free_block(&t, off - HDR, bs, 0);
   if (r == 0) tx_commit(&t);
   return r;
@@ -679,7 +737,7 @@ int ipx__heap_expand(void *base, uint64_t heap_off, uint64_t off,
   if (min_size > c->heap_size) return IPX_ENOMEM;
   if (preferred_size < min_size) preferred_size = min_size;
   if (preferred_size > c->heap_size) preferred_size = (size_t)c->heap_size;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   uint64_t got = expand_block(&t, off - HDR, bs, block_size_for(min_size),
                               block_size_for(preferred_size));
   if (!got) return IPX_ENOMEM;
@@ -718,7 +776,7 @@ int ipx__heap_shrink(void *base, uint64_t heap_off, uint64_t off,
   if (!usable(c)) return IPX_ECORRUPT;
   uint64_t bs = live_block(base, c, off);
   if (!bs || new_size > bs - HDR) return IPX_EINVAL;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   uint64_t got = shrink_block(&t, off - HDR, bs, block_size_for(new_size));
   if (!got) return tx_corrupt(&t);
   tx_commit(&t);
@@ -737,7 +795,7 @@ int ipx__heap_realloc(void *base, uint64_t heap_off, uint64_t off, size_t size,
   if (!bs) return IPX_EINVAL;
   if (size > c->heap_size) return IPX_ENOMEM;
   uint64_t want = block_size_for(size), b = off - HDR;
-  struct tx t = {b8, c, 0};
+  struct tx t = {b8, c, 0, NULL};
   if (want <= bs) {
     if (!shrink_block(&t, b, bs, want)) return tx_corrupt(&t);
     tx_commit(&t);
@@ -772,7 +830,7 @@ int ipx__heap_largest_free(void *base, uint64_t heap_off, size_t *size) {
   if (!base || !size) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   int r = flush_caches(&t);
   if (r) return r;
   uint64_t best = c->end - c->top;
@@ -804,7 +862,7 @@ int ipx__heap_zero_free_memory(void *base, uint64_t heap_off) {
   if (!base) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   int r = flush_caches(&t);
   if (r) return r;
   unsigned char *b8 = base;
@@ -897,7 +955,7 @@ int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size < c->heap_size) return IPX_EINVAL;
   if (new_heap_size > MAX_HEAP) return IPX_ETOOBIG;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   uint64_t new_end = end_for(heap_off, new_heap_size);
   /* The size first: validate allows end below what the size gives. */
   tx_set(&t, &c->heap_size, new_heap_size);
@@ -918,7 +976,7 @@ int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size) {
   if (!base || !min_size) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   int r = flush_caches(&t);
   if (r) return r;
   /* Flushing merged every free tail into the wilderness: the last block
@@ -935,7 +993,7 @@ int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size > c->heap_size || new_heap_size < ipx__heap_min_size())
     return IPX_EINVAL;
-  struct tx t = {(unsigned char *)base, c, 0};
+  struct tx t = {(unsigned char *)base, c, 0, NULL};
   uint64_t new_end = end_for(heap_off, new_heap_size);
   if (new_end != c->end) {
     int r = flush_caches(&t);

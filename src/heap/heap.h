@@ -89,6 +89,29 @@ int ipx__heap_validate(const void *base, uint64_t heap_off, uint64_t heap_size);
  * up.  Worst case O(1) plus that one flush (bounded by the cache limits). */
 int ipx__heap_alloc(void *base, uint64_t heap_off, size_t size, uint64_t *off);
 
+/* Pages of the arena one process knows to be in memory (it wrote an
+ * allocator header there): bit i of bits stands for the i-th 4 KiB page
+ * counted from the one that holds base.  Private to the process, and only a
+ * hint: allocation splits a free block so that the header it must write
+ * lands on a known page when it can (docs/heap.md, "Placement"), which
+ * spares first-touch page faults on sparse segments.  A wrong bit costs at
+ * most one page fault, never correctness. */
+struct ipx__heap_pages {
+  uint64_t *bits;
+  uint64_t npages; /* bits beyond this count are unknown */
+};
+
+/* ipx__heap_alloc with a page map to consult and update (pm may be NULL:
+ * then exactly ipx__heap_alloc).  The caller serialises use of pm as it
+ * does every call on the arena. */
+int ipx__heap_alloc_placed(void *base, uint64_t heap_off, size_t size,
+                           uint64_t *off, struct ipx__heap_pages *pm);
+
+/* The page map of a segment handle (heap/alloc.c), made on first use;
+ * NULL when there is no memory for it.  Call with the segment lock held. */
+struct ipx_segment;
+struct ipx__heap_pages *ipx__seg_heap_pages(struct ipx_segment *seg);
+
 /* As ipx__heap_alloc, with base + *off a multiple of `align`, a power of
  * two up to the system page size.  IPX_EINVAL for any other alignment.
  * Alignments up to 16 are the plain allocation. */

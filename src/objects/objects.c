@@ -303,7 +303,8 @@ static int block_new(ipx_segment_t *seg, struct ipx__obj_root *rt,
       total > ipx__seg_heap_size(seg))
     return IPX_ENOMEM;
   rt->pending = 0;
-  int r = ipx__heap_alloc(seg->base, hoff(seg), (size_t)total, &rt->pending);
+  int r = ipx__heap_alloc_placed(seg->base, hoff(seg), (size_t)total,
+                                 &rt->pending, ipx__seg_heap_pages(seg));
   if (r) return r;
   uint64_t off = rt->pending;
   unsigned char *blk = ipx__seg_at(seg, off);

@@ -540,6 +540,7 @@ static void seg_free(struct ipx_segment *s) {
     ipx__sos_unmap(s->base, (size_t)s->size);
   if (s->base && s->backing == IPX__SEG_HEAP) free(s->base);
   ipx__sos_close(s->fd);
+  free(s->heap_local);
   free(s);
 }
 

@@ -106,6 +106,10 @@ struct ipx_segment {
   int zeroed; /* the memory was all zeros when it was formatted (a fresh
                  object or file, or memory the segment cleared itself):
                  layers may skip clearing what they initialise */
+  /* The heap layer's private state in this process (its page map,
+   * heap/alloc.c): made on first use under the lock, freed with the
+   * handle. */
+  void *heap_local;
 };
 
 static inline struct ipx__seg_header *ipx__seg_hdr(const ipx_segment_t *seg) {

@@ -113,7 +113,7 @@ static int settle(struct rs *x) {
   if (g.heap_size != new_heap &&
       any_hook(offsetof(struct ipx__seg_layer, resize))) {
     struct ipx_segment tmp = {x->base, x->size, x->fd, x->backing,
-                              IPX_READ_WRITE, 0, 0};
+                              IPX_READ_WRITE, 0, 0, NULL};
     for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l && !r; l++)
       if ((*l)->resize) r = (*l)->resize(&tmp, g.heap_size, new_heap);
     if (r) return r;
@@ -140,7 +140,7 @@ int ipx__seg_resize_settle(int fd, enum ipx__seg_backing backing) {
 static int fit_size(struct rs *x, uint64_t *out) {
   uint64_t min_heap = 0;
   struct ipx_segment tmp = {x->base, x->size, x->fd, x->backing,
-                            IPX_READ_WRITE, 0, 0};
+                            IPX_READ_WRITE, 0, 0, NULL};
   for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++)
     if ((*l)->min_heap) {
       int r = (*l)->min_heap(&tmp, &min_heap);
