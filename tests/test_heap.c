@@ -39,6 +39,14 @@ static void assert_check(const unsigned char *base) {
     IPX_FAIL("check: %d problems, first: %s", p.n, p.first);
 }
 
+/* Everything allocated was freed: the heap checks clean, its free bytes are
+ * back to free0 and no block is live. */
+static void assert_all_returned(const unsigned char *base, uint64_t free0) {
+  assert_check(base);
+  IPX_ASSERT_EQ(ipx__heap_free_bytes(base, HOFF), free0);
+  IPX_ASSERT_EQ(ipx__heap_all_deallocated(base, HOFF), 1);
+}
+
 /* A page map covering an arena of `size` bytes (heap.h: a placement hint
  * of one process), all pages unknown. */
 static struct ipx__heap_pages *pages_new(size_t size) {
@@ -208,9 +216,7 @@ IPX_TEST(bad_input_is_refused_and_changes_nothing) {
   IPX_ASSERT_ERR(ipx__heap_shrink(b, HOFF, z1, 17, &us), IPX_EINVAL);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z1));
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, z2));
-  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
-  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
-  assert_check(b);
+  assert_all_returned(b, free0);
   free(b);
 }
 
@@ -504,9 +510,7 @@ IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
   IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
   IPX_ASSERT_EQ(y, x);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
-  assert_check(b);
-  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
-  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  assert_all_returned(b, free0);
   pages_free(pm);
   free(b);
 }
@@ -599,9 +603,7 @@ IPX_TEST(property_random_operations_against_shadow_model) {
   verify_all(b, s, n);
   assert_check(b);
   for (size_t i = 0; i < n; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, s[i].off));
-  assert_check(b);
-  IPX_ASSERT_EQ(ipx__heap_free_bytes(b, HOFF), free0);
-  IPX_ASSERT_EQ(ipx__heap_all_deallocated(b, HOFF), 1);
+  assert_all_returned(b, free0);
   size_t largest;
   IPX_ASSERT_OK(ipx__heap_largest_free(b, HOFF, &largest));
   IPX_ASSERT_EQ(largest, free0 - 16); /* one block again */
