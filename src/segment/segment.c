@@ -234,17 +234,6 @@ static int format(struct ipx_segment *s) {
 
 /* ---- the segment lock ------------------------------------------------ */
 
-static void gen_enter(struct ipx__seg_header *h) {
-  uint64_t g = __atomic_load_n(&h->generation, __ATOMIC_RELAXED);
-  /* Odd already when the previous holder died inside: stay odd. */
-  if (!(g & 1)) __atomic_store_n(&h->generation, g + 1, __ATOMIC_RELAXED);
-  __atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static void gen_leave(struct ipx__seg_header *h) {
-  uint64_t g = __atomic_load_n(&h->generation, __ATOMIC_RELAXED);
-  __atomic_store_n(&h->generation, (g | 1) + 1, __ATOMIC_RELEASE);
-}
 
 static int run_repairs(ipx_segment_t *seg) {
   for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++) {
@@ -271,8 +260,8 @@ static inline uint32_t self_tid(void) {
 
 /* The rare end of a lock: a dead holder, a pending repair, a corrupt
  * segment.  Out of line so that the common path needs no stack frame. */
-__attribute__((noinline, cold)) static int lock_tail(ipx_segment_t *seg,
-                                                     int dead) {
+__attribute__((noinline, cold)) int ipx__seg_lock_tail(ipx_segment_t *seg,
+                                                       int dead) {
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
   if (dead || (h->flags & IPX__SEG_F_REPAIR)) {
     if ((h->flags & IPX__SEG_F_CORRUPT) == 0) run_repairs(seg);
@@ -286,7 +275,7 @@ __attribute__((noinline, cold)) static int lock_tail(ipx_segment_t *seg,
   return 0;
 }
 
-int ipx__seg_lock(ipx_segment_t *seg) {
+int ipx__seg_lock_slow(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
   int r = ipx_recursive_mutex_lock(&h->lock);
@@ -299,17 +288,17 @@ int ipx__seg_lock(ipx_segment_t *seg) {
   if (dead || h->lock_owner != me) {
     h->lock_owner = me;
     h->lock_depth = 1;
-    gen_enter(h);
+    ipx__seg_gen_enter(h);
   } else {
     h->lock_depth++;
   }
   if (__builtin_expect(
           dead || (h->flags & (IPX__SEG_F_REPAIR | IPX__SEG_F_CORRUPT)), 0))
-    return lock_tail(seg, dead);
+    return ipx__seg_lock_tail(seg, dead);
   return 0;
 }
 
-int ipx__seg_unlock(ipx_segment_t *seg) {
+int ipx__seg_unlock_slow(ipx_segment_t *seg) {
   if (seg->access == IPX_READ_ONLY) return IPX_EREADONLY;
   struct ipx__seg_header *h = ipx__seg_hdr(seg);
   uint32_t me = self_tid();
@@ -317,7 +306,7 @@ int ipx__seg_unlock(ipx_segment_t *seg) {
     return IPX_ENOTOWNER;
   if (--h->lock_depth == 0) {
     h->lock_owner = 0;
-    gen_leave(h);
+    ipx__seg_gen_leave(h);
   }
   return ipx_recursive_mutex_unlock(&h->lock);
 }

@@ -14,6 +14,7 @@
 #include "ipx/error.h"
 #include "ipx/mutex.h"
 #include "ipx/segment.h"
+#include "sync/mutex_internal.h"
 
 /* "IPXSEG\r\n": the CR LF catches text-mode and line-ending mangling. */
 #define IPX__SEG_MAGIC "IPXSEG\r\n"
@@ -133,9 +134,81 @@ uint64_t ipx__seg_heap_size(const ipx_segment_t *seg);
  * The generation counter becomes odd on the outermost lock.
  * Errors: IPX_EREADONLY (read-only opener), IPX_ECORRUPT (marked corrupt),
  * IPX_ENOTRECOVERABLE, errors of ipx_recursive_mutex_lock. */
-int ipx__seg_lock(ipx_segment_t *seg);
+static inline int ipx__seg_lock(ipx_segment_t *seg);
 /* Release it; the outermost unlock makes the generation even again. */
-int ipx__seg_unlock(ipx_segment_t *seg);
+static inline int ipx__seg_unlock(ipx_segment_t *seg);
+
+/* Everything but the outermost uncontended lock and unlock (segment.c). */
+int ipx__seg_lock_slow(ipx_segment_t *seg);
+int ipx__seg_unlock_slow(ipx_segment_t *seg);
+int ipx__seg_lock_tail(ipx_segment_t *seg, int dead);
+
+/* The generation is odd while a holder is inside.  A holder that died
+ * inside left it odd: it stays odd until a later holder leaves. */
+static inline void ipx__seg_gen_enter(struct ipx__seg_header *h) {
+  uint64_t g = __atomic_load_n(&h->generation, __ATOMIC_RELAXED);
+  if (!(g & 1)) __atomic_store_n(&h->generation, g + 1, __ATOMIC_RELAXED);
+  __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+static inline void ipx__seg_gen_leave(struct ipx__seg_header *h) {
+  uint64_t g = __atomic_load_n(&h->generation, __ATOMIC_RELAXED);
+  __atomic_store_n(&h->generation, (g | 1) + 1, __ATOMIC_RELEASE);
+}
+
+/* The common case of every allocation call, inline: the lock is free and
+ * nobody died in it.  One compare-and-swap and the robust-list links, as
+ * ipx_recursive_mutex_lock's own fast path, without the two calls and the
+ * checks the recursive mutex and the segment would each repeat.  ThreadSanitizer
+ * builds take the annotated calls instead. */
+static inline int ipx__seg_lock(ipx_segment_t *seg) {
+#ifndef IPX__TSAN
+  if (__builtin_expect(seg->access != IPX_READ_ONLY, 1)) {
+    struct ipx__seg_header *h = ipx__seg_hdr(seg);
+    ipx__mutex_t *m = (ipx__mutex_t *)(void *)&h->lock;
+    ipx__robust_self_t *s = &ipx__robust_tls;
+    if (__builtin_expect(ipx__mutex_try_fast(m, IPX__RMUTEX_MAGIC, s), 1)) {
+      /* The word was 0: nobody held it, so this is the outermost level,
+       * and nobody died holding it (that leaves OWNER_DIED in the word). */
+      m->count = 1;
+      h->lock_owner = s->tid;
+      h->lock_depth = 1;
+      ipx__seg_gen_enter(h);
+      if (__builtin_expect(
+              (h->flags & (IPX__SEG_F_REPAIR | IPX__SEG_F_CORRUPT)) == 0, 1))
+        return 0;
+      return ipx__seg_lock_tail(seg, 0);
+    }
+  }
+#endif
+  return ipx__seg_lock_slow(seg);
+}
+
+static inline int ipx__seg_unlock(ipx_segment_t *seg) {
+#ifndef IPX__TSAN
+  if (__builtin_expect(seg->access != IPX_READ_ONLY, 1)) {
+    struct ipx__seg_header *h = ipx__seg_hdr(seg);
+    ipx__mutex_t *m = (ipx__mutex_t *)(void *)&h->lock;
+    ipx__robust_self_t *s = &ipx__robust_tls;
+    uint32_t me = s->tid;
+    /* Outermost level, held by us, consistent; waiters may be flagged. */
+    if (__builtin_expect(
+            me != 0 && h->lock_owner == me && h->lock_depth == 1 &&
+                m->count == 1 &&
+                (__atomic_load_n(&m->word, __ATOMIC_RELAXED) &
+                 ~IPX__FUTEX_WAITERS) == me &&
+                __atomic_load_n(&m->magic, __ATOMIC_RELAXED) ==
+                    IPX__RMUTEX_MAGIC,
+            1)) {
+      h->lock_depth = 0;
+      h->lock_owner = 0;
+      ipx__seg_gen_leave(h);
+      ipx__mutex_release(m, s, 0, IPX__TSAN_WRITE_REENTRANT);
+      return 0;
+    }
+  }
+#endif
+  return ipx__seg_unlock_slow(seg);
+}
 
 /* Mark the segment corrupt (lock held): later locks fail with IPX_ECORRUPT
  * and check reports `why`. */

@@ -155,21 +155,6 @@ static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
   return r;
 }
 
-/* Release a word we own to `final` (0, or OWNER_DIED to hand the
- * inconsistency on, or NOTREC), waking one waiter (all for NOTREC). */
-static inline void release(ipx__mutex_t *m, ipx__robust_self_t *s,
-                           uint32_t final, unsigned tflags) {
-  IPX__TSAN_PRE_UNLOCK(m, tflags);
-  ipx__robust_release_begin(s, &m->word);
-  uint32_t old = __atomic_exchange_n(&m->word, final, __ATOMIC_RELEASE);
-  if (final == IPX__MUTEX_NOTREC)
-    ipx__futex_wake(&m->word, INT_MAX);
-  else if (old & W_WAITERS)
-    ipx__futex_wake(&m->word, 1);
-  ipx__robust_release_end(s);
-  IPX__TSAN_POST_UNLOCK(m, tflags);
-}
-
 static int unlock_slow(ipx__mutex_t *m, uint32_t magic) {
   int r = check_magic(m, magic);
   if (r != 0) return r;
@@ -184,7 +169,7 @@ static int unlock_slow(ipx__mutex_t *m, uint32_t magic) {
     return 0;
   }
   /* Owned and still inconsistent: the data was never declared repaired. */
-  release(m, s, (v & W_DIED) ? IPX__MUTEX_NOTREC : 0,
+  ipx__mutex_release(m, s, (v & W_DIED) ? IPX__MUTEX_NOTREC : 0,
           recursive ? IPX__TSAN_WRITE_REENTRANT : 0);
   return 0;
 }
@@ -201,51 +186,6 @@ static int consistent(ipx__mutex_t *m, uint32_t magic) {
   /* Others may be setting FUTEX_WAITERS meanwhile. */
   __atomic_fetch_and(&m->word, ~W_DIED, __ATOMIC_RELAXED);
   return 0;
-}
-
-/* ---- the uncontended paths -------------------------------------------- */
-
-static inline int try_fast(ipx__mutex_t *m, uint32_t magic,
-                           ipx__robust_self_t *s) {
-  if (__builtin_expect(m == NULL || s->tid == 0 ||
-                           LOAD(&m->magic) != magic,
-                       0))
-    return 0;
-  unsigned tflags = IPX__TSAN_TRY | (magic == IPX__RMUTEX_MAGIC
-                                         ? IPX__TSAN_WRITE_REENTRANT
-                                         : 0);
-  IPX__TSAN_PRE_LOCK(m, tflags);
-  ipx__robust_pending(s, &m->word);
-  uint32_t expected = 0;
-  if (__builtin_expect(CAS_ACQ(&m->word, &expected, s->tid), 1)) {
-    ipx__robust_enqueue(s, &m->word);
-    IPX__TSAN_POST_LOCK(m, tflags, 0);
-    return 1;
-  }
-  ipx__robust_cancel(s);
-  IPX__TSAN_POST_LOCK(m, tflags | IPX__TSAN_TRY_FAILED, 0);
-  return 0;
-}
-
-static inline int unlock_fast(ipx__mutex_t *m, uint32_t magic,
-                              ipx__robust_self_t *s) {
-  if (__builtin_expect(m == NULL || s->tid == 0, 0)) return 0;
-  uint32_t v = LOAD(&m->word);
-  /* One compare checks ownership and consistency at once. */
-  if (__builtin_expect((v & ~W_WAITERS) != s->tid ||
-                           LOAD(&m->magic) != magic,
-                       0))
-    return 0;
-  if (magic == IPX__RMUTEX_MAGIC) {
-    if (m->count > 1) {
-      m->count--;
-      return 1;
-    }
-    release(m, s, 0, IPX__TSAN_WRITE_REENTRANT);
-  } else {
-    release(m, s, 0, 0);
-  }
-  return 1;
 }
 
 #define M(p) ((ipx__mutex_t *)(void *)(p))
@@ -275,7 +215,7 @@ int ipx__mutex_release_for_wait(ipx_mutex_t *pm) {
   if (r != 0) return r;
   uint32_t v = LOAD(&m->word);
   if ((v & W_TID) != s->tid) return IPX_ENOTOWNER;
-  release(m, s, v & W_DIED, 0);
+  ipx__mutex_release(m, s, v & W_DIED, 0);
   return 0;
 }
 
@@ -288,17 +228,17 @@ int ipx_mutex_destroy(ipx_mutex_t *m) {
 }
 
 int ipx_mutex_lock(ipx_mutex_t *m) {
-  if (try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
+  if (ipx__mutex_try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
   return lock_slow(M(m), IPX__MUTEX_MAGIC, IPX_FOREVER, 0);
 }
 
 int ipx_mutex_try_lock(ipx_mutex_t *m) {
-  if (try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
+  if (ipx__mutex_try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
   return lock_slow(M(m), IPX__MUTEX_MAGIC, IPX_FOREVER, F_TRY);
 }
 
 int ipx_mutex_lock_until(ipx_mutex_t *m, uint64_t deadline_ns) {
-  if (try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
+  if (ipx__mutex_try_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
   return lock_slow(M(m), IPX__MUTEX_MAGIC, deadline_ns, F_TIMED);
 }
 
@@ -307,7 +247,7 @@ int ipx_mutex_lock_for(ipx_mutex_t *m, uint64_t timeout_ns) {
 }
 
 int ipx_mutex_unlock(ipx_mutex_t *m) {
-  if (unlock_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
+  if (ipx__mutex_unlock_fast(M(m), IPX__MUTEX_MAGIC, &ipx__robust_tls)) return 0;
   return unlock_slow(M(m), IPX__MUTEX_MAGIC);
 }
 
@@ -326,7 +266,7 @@ int ipx_recursive_mutex_destroy(ipx_recursive_mutex_t *m) {
 }
 
 int ipx_recursive_mutex_lock(ipx_recursive_mutex_t *m) {
-  if (try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
+  if (ipx__mutex_try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
     M(m)->count = 1;
     return 0;
   }
@@ -334,7 +274,7 @@ int ipx_recursive_mutex_lock(ipx_recursive_mutex_t *m) {
 }
 
 int ipx_recursive_mutex_try_lock(ipx_recursive_mutex_t *m) {
-  if (try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
+  if (ipx__mutex_try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
     M(m)->count = 1;
     return 0;
   }
@@ -343,7 +283,7 @@ int ipx_recursive_mutex_try_lock(ipx_recursive_mutex_t *m) {
 
 int ipx_recursive_mutex_lock_until(ipx_recursive_mutex_t *m,
                                    uint64_t deadline_ns) {
-  if (try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
+  if (ipx__mutex_try_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) {
     M(m)->count = 1;
     return 0;
   }
@@ -356,7 +296,7 @@ int ipx_recursive_mutex_lock_for(ipx_recursive_mutex_t *m,
 }
 
 int ipx_recursive_mutex_unlock(ipx_recursive_mutex_t *m) {
-  if (unlock_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) return 0;
+  if (ipx__mutex_unlock_fast(M(m), IPX__RMUTEX_MAGIC, &ipx__robust_tls)) return 0;
   return unlock_slow(M(m), IPX__RMUTEX_MAGIC);
 }
 

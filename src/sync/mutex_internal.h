@@ -3,11 +3,14 @@
 #ifndef IPX_SYNC_MUTEX_INTERNAL_H
 #define IPX_SYNC_MUTEX_INTERNAL_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "ipx/mutex.h"
+#include "os/futex.h"
 #include "sync/robust.h"
+#include "sync/tsan.h"
 
 /* Magic words: "IPM" / "IPR" and the layout version in the low byte.  A
  * plain mutex of layout 1 (no identity) is still accepted: it works, it is
@@ -71,5 +74,79 @@ int ipx__mutex_release_for_wait(ipx_mutex_t *m);
  * by any thread that slept on it, because a waiter may have been requeued
  * onto it and others may still sleep there. */
 int ipx__mutex_lock_after_wait(ipx_mutex_t *m);
+
+/* ---- the uncontended paths ------------------------------------------- */
+/* Here rather than in mutex.c so that the segment lock (segment_internal.h)
+ * inlines them into its own fast path instead of calling through. */
+
+/* Take an unlocked mutex of kind `magic` with one compare-and-swap.  1 on
+ * success; 0 for everything else (held, even by the caller, owner died,
+ * not recoverable, wrong kind, thread not yet known), which the caller
+ * hands to the slow path. */
+static inline int ipx__mutex_try_fast(ipx__mutex_t *m, uint32_t magic,
+                                      ipx__robust_self_t *s) {
+  if (__builtin_expect(m == NULL || s->tid == 0 ||
+                           __atomic_load_n(&m->magic, __ATOMIC_RELAXED) !=
+                               magic,
+                       0))
+    return 0;
+  unsigned tflags = IPX__TSAN_TRY | (magic == IPX__RMUTEX_MAGIC
+                                         ? IPX__TSAN_WRITE_REENTRANT
+                                         : 0);
+  IPX__TSAN_PRE_LOCK(m, tflags);
+  ipx__robust_pending(s, &m->word);
+  uint32_t expected = 0;
+  if (__builtin_expect(
+          __atomic_compare_exchange_n(&m->word, &expected, s->tid, 0,
+                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
+          1)) {
+    ipx__robust_enqueue(s, &m->word);
+    IPX__TSAN_POST_LOCK(m, tflags, 0);
+    return 1;
+  }
+  ipx__robust_cancel(s);
+  IPX__TSAN_POST_LOCK(m, tflags | IPX__TSAN_TRY_FAILED, 0);
+  return 0;
+}
+
+/* Release a word we own to `final` (0, or OWNER_DIED to hand the
+ * inconsistency on, or NOTREC), waking one waiter (all for NOTREC). */
+static inline void ipx__mutex_release(ipx__mutex_t *m, ipx__robust_self_t *s,
+                                      uint32_t final, unsigned tflags) {
+  IPX__TSAN_PRE_UNLOCK(m, tflags);
+  ipx__robust_release_begin(s, &m->word);
+  uint32_t old = __atomic_exchange_n(&m->word, final, __ATOMIC_RELEASE);
+  if (final == IPX__MUTEX_NOTREC)
+    ipx__futex_wake(&m->word, INT_MAX);
+  else if (old & IPX__FUTEX_WAITERS)
+    ipx__futex_wake(&m->word, 1);
+  ipx__robust_release_end(s);
+  IPX__TSAN_POST_UNLOCK(m, tflags);
+}
+
+/* Release a mutex of kind `magic` the caller holds consistently (a
+ * recursive one: the innermost level).  1 done; 0 for the slow path
+ * (not the owner, inconsistent, wrong kind). */
+static inline int ipx__mutex_unlock_fast(ipx__mutex_t *m, uint32_t magic,
+                                         ipx__robust_self_t *s) {
+  if (__builtin_expect(m == NULL || s->tid == 0, 0)) return 0;
+  uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+  /* One compare checks ownership and consistency at once. */
+  if (__builtin_expect((v & ~IPX__FUTEX_WAITERS) != s->tid ||
+                           __atomic_load_n(&m->magic, __ATOMIC_RELAXED) !=
+                               magic,
+                       0))
+    return 0;
+  if (magic == IPX__RMUTEX_MAGIC) {
+    if (m->count > 1) {
+      m->count--;
+      return 1;
+    }
+    ipx__mutex_release(m, s, 0, IPX__TSAN_WRITE_REENTRANT);
+  } else {
+    ipx__mutex_release(m, s, 0, 0);
+  }
+  return 1;
+}
 
 #endif /* IPX_SYNC_MUTEX_INTERNAL_H */
