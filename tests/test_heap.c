@@ -515,6 +515,58 @@ IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
   free(b);
 }
 
+/* A request served from a larger list may take the list's second block
+ * instead of its head, when only the second's split lands on a known page
+ * (docs/heap.md, "Placement"). */
+IPX_TEST(placement_takes_the_second_block_of_a_list_when_only_its_page_is_known) {
+  size_t sz = 4u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  struct ipx__heap_pages *pm = pages_new(sz);
+  /* Two free 64 KiB blocks, each followed by a live guard; the one freed
+   * last heads their list. */
+  uint64_t x1, g1, x2, g2, y;
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 65536, &x1, pm));
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 2000, &g1, pm));
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 65536, &x2, pm));
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 2000, &g2, pm));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x1));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x2));
+  uint64_t blk1 = x1 - 16, blk2 = x2 - 16, size = 65536 + 16,
+           want = 16384 + 16;
+  const uint64_t splits[4] = {blk1 + want, blk1 + size - want, blk2 + want,
+                              blk2 + size - want};
+
+  /* Neither split of the head is known, the second's back is: the second
+   * block, split at its back. */
+  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], i == 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, blk1 + size - want + 16);
+  assert_check(b);
+  /* Coalesced again, the first block now heads the list. */
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+
+  /* Nothing known: the head, split at its front, as without a map. */
+  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], 0);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, x1);
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+
+  /* The head's front known: the head, whatever the second offers. */
+  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], i != 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, x1);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g1));
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g2));
+  assert_all_returned(b, free0);
+  pages_free(pm);
+  free(b);
+}
+
 IPX_TEST(property_random_operations_against_shadow_model) {
   size_t sz = 16u << 20;
   unsigned char *b = arena_new(sz);

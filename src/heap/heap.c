@@ -279,6 +279,42 @@ static void list_insert(struct tx *t, uint64_t b, uint64_t size, int fresh) {
     tx_set(t, &c->fl_bitmap, c->fl_bitmap | (UINT64_C(1) << fl));
 }
 
+/* ---- placement: pages known to be in memory ----------------------------- */
+/* The 4 KiB page (counted from the one holding base) that holds byte off. */
+static inline uint64_t pm_page(const struct tx *t, uint64_t off) {
+  return (((uintptr_t)t->base & 4095u) + off) >> 12;
+}
+static inline int pm_known(const struct tx *t, uint64_t off) {
+  uint64_t p = pm_page(t, off);
+  return p < t->pm->npages && ((t->pm->bits[p >> 6] >> (p & 63u)) & 1u);
+}
+static inline void pm_mark(struct tx *t, uint64_t off) {
+  if (!t->pm) return;
+  uint64_t p = pm_page(t, off);
+  if (p < t->pm->npages) t->pm->bits[p >> 6] |= UINT64_C(1) << (p & 63u);
+}
+
+/* Whether splitting free block b (`size` bytes) for `want` writes no
+ * header on a page this process has not seen: no split, a tail that goes
+ * back to the wilderness, or a known page at the front or back split. */
+static int split_known(const struct tx *t, uint64_t b, uint64_t size,
+                       uint64_t want) {
+  if (size - want < MIN_BLOCK || b + size == t->c->top) return 1;
+  return pm_known(t, b + want) || pm_known(t, b + size - want);
+}
+
+/* Free block b (`size` bytes, out of every list, not bordering the
+ * wilderness) is split for a block of `want` bytes: the split writes one
+ * header in bytes nobody may have touched yet, at b + want when the block
+ * takes the front, at b + size - want when it takes the back.  Prefer the
+ * back when only that header's page is known to be in memory: first-touch
+ * page faults cost microseconds each, far more than the allocation. */
+static int place_at_back(const struct tx *t, uint64_t b, uint64_t size,
+                         uint64_t want) {
+  if (!t->pm || size - want < MIN_BLOCK || b + size == t->c->top) return 0;
+  return !pm_known(t, b + want) && pm_known(t, b + size - want);
+}
+
 /* A free block of at least `need` bytes, removed from its list (header
  * still FREE), or 0.  *size gets its size.  -1 on a damaged list. */
 static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
@@ -328,6 +364,22 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
     if ((w & W_STATE) != ST_FREE || !hdr_ok(base, best, w)) return -1;
     best_size = w & W_SIZE;
     if (best_size < need) return -1;
+    /* Placement: the second block of this list fits too, and taking the
+     * head rewrites the second's back link anyway, so looking at it costs
+     * no extra cache miss.  Take it when only its split would write into
+     * memory known to be in place. */
+    uint64_t n2 = W(base, best)[2];
+    if (t->pm && n2 && !split_known(t, best, best_size, need)) {
+      if (!in_heap(c, n2)) return -1;
+      uint64_t w2 = W(base, n2)[1];
+      if ((w2 & W_STATE) != ST_FREE || !hdr_ok(base, n2, w2) ||
+          (w2 & W_SIZE) < need)
+        return -1;
+      if (split_known(t, n2, w2 & W_SIZE, need)) {
+        best = n2;
+        best_size = w2 & W_SIZE;
+      }
+    }
   }
   list_remove(t, best, best_size);
   *size = best_size;
@@ -459,33 +511,6 @@ static int flush_caches(struct tx *t) {
     }
   }
   return 0;
-}
-
-/* ---- placement: pages known to be in memory ----------------------------- */
-/* The 4 KiB page (counted from the one holding base) that holds byte off. */
-static inline uint64_t pm_page(const struct tx *t, uint64_t off) {
-  return (((uintptr_t)t->base & 4095u) + off) >> 12;
-}
-static inline int pm_known(const struct tx *t, uint64_t off) {
-  uint64_t p = pm_page(t, off);
-  return p < t->pm->npages && ((t->pm->bits[p >> 6] >> (p & 63u)) & 1u);
-}
-static inline void pm_mark(struct tx *t, uint64_t off) {
-  if (!t->pm) return;
-  uint64_t p = pm_page(t, off);
-  if (p < t->pm->npages) t->pm->bits[p >> 6] |= UINT64_C(1) << (p & 63u);
-}
-
-/* Free block b (`size` bytes, out of every list, not bordering the
- * wilderness) is split for a block of `want` bytes: the split writes one
- * header in bytes nobody may have touched yet, at b + want when the block
- * takes the front, at b + size - want when it takes the back.  Prefer the
- * back when only that header's page is known to be in memory: first-touch
- * page faults cost microseconds each, far more than the allocation. */
-static int place_at_back(const struct tx *t, uint64_t b, uint64_t size,
-                         uint64_t want) {
-  if (!t->pm || size - want < MIN_BLOCK || b + size == t->c->top) return 0;
-  return !pm_known(t, b + want) && pm_known(t, b + size - want);
 }
 
 /* The back `want` bytes of free block b (`size` bytes, out of every list,
