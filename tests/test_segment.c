@@ -588,6 +588,40 @@ static void lock_and_die(void *arg) {
   raise(SIGKILL);
 }
 
+static void lock_once(void *arg) {
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, arg, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  IPX_ASSERT_OK(ipx__seg_lock(s));
+  IPX_ASSERT_OK(ipx__seg_unlock(s));
+  ipx_segment_close(s);
+}
+
+/* The outermost unlock is inline (segment_internal.h): it must still wake
+ * a process asleep on the lock, here one that flagged FUTEX_WAITERS and
+ * slept while we held it. */
+IPX_TEST(inline_unlock_wakes_a_process_sleeping_on_the_lock) {
+  char name[128];
+  ipx_test_name(name, sizeof name, "wake");
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, name, IPX_CREATE_ONLY, IPX_READ_WRITE, 64 * KiB));
+  const uint32_t *word = (const uint32_t *)(const void *)&ipx__seg_hdr(s)->lock;
+  for (int round = 0; round < 3; round++) {
+    IPX_ASSERT_OK(ipx__seg_lock(s));
+    pid_t pid = ipx_test_fork(lock_once, name);
+    uint64_t deadline = ipx_now() + 5 * IPX_SEC;
+    while (!(__atomic_load_n(word, __ATOMIC_ACQUIRE) & 0x80000000u) &&
+           ipx_now() < deadline)
+      usleep(1000);
+    IPX_ASSERT(__atomic_load_n(word, __ATOMIC_ACQUIRE) & 0x80000000u);
+    usleep(20000); /* let it reach the futex wait */
+    IPX_ASSERT_OK(ipx__seg_unlock(s));
+    IPX_ASSERT_EQ(ipx_test_wait(pid, 5000) & 0xffff, 0); /* exited 0 */
+  }
+  IPX_ASSERT_EQ(__atomic_load_n(word, __ATOMIC_ACQUIRE), 0);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(name));
+}
+
 IPX_TEST(lock_is_recursive_bumps_generation_and_survives_a_dead_holder) {
   char name[128];
   ipx_test_name(name, sizeof name, "lock");
