@@ -699,6 +699,64 @@ IPX_TEST_T(crash_loop_children_killed_inside_allocate_free_reallocate, 150) {
   ipx_test_shared_free(cx, sizeof *cx);
 }
 
+/* ---- placement across processes ------------------------------------------ */
+
+struct place_job {
+  char name[128];
+  uint64_t expect; /* handle the child's allocation should get */
+};
+
+static void allocate_16k_in_a_fresh_handle(void *arg) {
+  struct place_job *j = arg;
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, j->name, IPX_OPEN_ONLY, IPX_READ_WRITE, 0));
+  void *p;
+  uint64_t h;
+  IPX_ASSERT_OK(ipx_segment_allocate(s, 16 * KiB, &p));
+  IPX_ASSERT_OK(ipx_segment_handle_from_address(s, p, &h));
+  IPX_ASSERT_EQ(h, j->expect);
+  IPX_ASSERT_OK(ipx_segment_deallocate(s, p));
+  ipx_segment_close(s);
+}
+
+/* A process new to a segment knows which of its pages others already
+ * brought into memory (docs/heap.md, "Placement"): here the parent touched
+ * only the page where a back split of a free 64 KiB block would write its
+ * header, so the child's 16 KiB allocation takes that block's back. */
+IPX_TEST(placement_knows_pages_another_process_brought_in) {
+  struct place_job *j = ipx_test_shared_alloc(sizeof *j);
+  ipx_test_name(j->name, sizeof j->name, "place");
+  ipx_segment_t *s;
+  IPX_ASSERT_OK(open_shm(&s, j->name, IPX_CREATE_ONLY, IPX_READ_WRITE, 8 * MiB));
+  unsigned char *x, *guard;
+  IPX_ASSERT_OK(ipx_segment_allocate(s, 64 * KiB, (void **)&x));
+  IPX_ASSERT_OK(ipx_segment_allocate(s, 2000, (void **)&guard));
+  /* The free block spans x - 16 .. x + 64 KiB; a block of 16 KiB + 16
+   * taken from its back has its header here. */
+  unsigned char *back = x + 64 * KiB - (16 * KiB + 16);
+  back[100] = 1;
+  IPX_ASSERT_OK(ipx_segment_handle_from_address(s, back + 16, &j->expect));
+  IPX_ASSERT_OK(ipx_segment_deallocate(s, x));
+  IPX_ASSERT_CHILD_OK(ipx_test_fork(allocate_16k_in_a_fresh_handle, j));
+
+  /* Without the page touched, the same request takes the front. */
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(j->name));
+  IPX_ASSERT_OK(open_shm(&s, j->name, IPX_CREATE_ONLY, IPX_READ_WRITE, 8 * MiB));
+  IPX_ASSERT_OK(ipx_segment_allocate(s, 64 * KiB, (void **)&x));
+  IPX_ASSERT_OK(ipx_segment_allocate(s, 2000, (void **)&guard));
+  IPX_ASSERT_OK(ipx_segment_handle_from_address(s, x, &j->expect));
+  IPX_ASSERT_OK(ipx_segment_deallocate(s, x));
+  IPX_ASSERT_CHILD_OK(ipx_test_fork(allocate_16k_in_a_fresh_handle, j));
+
+  IPX_ASSERT_OK(ipx_segment_deallocate(s, guard));
+  IPX_ASSERT_EQ(all_freed(s), 1);
+  assert_check(s);
+  ipx_segment_close(s);
+  IPX_ASSERT_OK(ipx_segment_remove_shm(j->name));
+  ipx_test_shared_free(j, sizeof *j);
+}
+
 /* ---- grow and shrink to fit ---------------------------------------------- */
 
 IPX_TEST(grow_then_allocate_into_the_new_space) {

@@ -567,6 +567,55 @@ IPX_TEST(placement_takes_the_second_block_of_a_list_when_only_its_page_is_known)
   free(b);
 }
 
+/* When neither the good fit nor the second block of its list can be split
+ * on a known page, placement reads the heads of the next 32 non-empty
+ * larger lists, and no more (docs/heap.md, "Placement"). */
+IPX_TEST(placement_reads_at_most_32_larger_lists) {
+  size_t sz = 4u << 20;
+  unsigned char *b = arena_new(sz);
+  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
+  struct ipx__heap_pages *pm = pages_new(sz);
+  /* 35 free blocks of 20 000 .. 54 000 bytes, 1000 apart (one list each),
+   * each followed by a live guard. */
+  enum { N = 35 };
+  uint64_t x[N], g[N], blk[N], size[N], y;
+  for (int i = 0; i < N; i++) {
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 20000u + 1000u * (unsigned)i, &x[i]));
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &g[i]));
+    size_t u;
+    IPX_ASSERT_OK(ipx__heap_usable_size(b, HOFF, x[i], &u));
+    blk[i] = x[i] - 16;
+    size[i] = u + 16;
+  }
+  for (int i = 0; i < N; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, x[i]));
+  const uint64_t want = 16384 + 16;
+  for (int i = 0; i < N; i++) {
+    pages_set(pm, b, blk[i] + want, 0);
+    pages_set(pm, b, blk[i] + size[i] - want, 0);
+  }
+
+  /* Only the 34th block (the 33rd larger list) splits on a known page:
+   * out of reach, so the good fit, at its front. */
+  pages_set(pm, b, blk[33] + size[33] - want, 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, x[0]);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+  pages_set(pm, b, blk[0] + want, 0); /* the split just marked it */
+
+  /* The 33rd block (the 32nd larger list) is within reach: its back. */
+  pages_set(pm, b, blk[32] + size[32] - want, 1);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  IPX_ASSERT_EQ(y, blk[32] + size[32] - want + 16);
+  assert_check(b);
+  IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
+
+  for (int i = 0; i < N; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g[i]));
+  assert_all_returned(b, free0);
+  pages_free(pm);
+  free(b);
+}
+
 IPX_TEST(property_random_operations_against_shadow_model) {
   size_t sz = 16u << 20;
   unsigned char *b = arena_new(sz);

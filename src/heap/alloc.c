@@ -148,10 +148,19 @@ struct ipx__heap_pages *ipx__seg_heap_pages(ipx_segment_t *seg) {
    * process writes there.  Without memory for it, allocation still works,
    * only without the hint. */
   uint64_t n = seg->size / 4096u + 2u, words = (n + 63u) / 64u;
-  pm = calloc(1, sizeof *pm + (size_t)words * sizeof(uint64_t));
+  uint64_t chunks = (n + IPX__HEAP_PAGES_CHUNK - 1u) / IPX__HEAP_PAGES_CHUNK;
+  uint64_t swords = (chunks + 63u) / 64u;
+  pm = calloc(1, sizeof *pm + (size_t)(words + swords) * sizeof(uint64_t));
   if (!pm) return NULL;
   pm->bits = (uint64_t *)(void *)(pm + 1);
   pm->npages = n;
+  /* Pages other processes (or an earlier life of this segment) already
+   * brought in count as known too: the map asks the system about each
+   * 2 MiB chunk the first time it looks there. */
+  uintptr_t b = (uintptr_t)seg->base;
+  pm->seeded = pm->bits + words;
+  pm->map = (const unsigned char *)(b & ~(uintptr_t)4095u);
+  pm->mapped = ((b + seg->size - 1u) >> 12) - (b >> 12) + 1u;
   seg->heap_local = pm;
   return pm;
 }

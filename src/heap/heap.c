@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ipx/error.h"
@@ -23,6 +24,7 @@
 #define CACHE_CLASSES (CACHE_MAX_BLOCK / 16u + 1u)
 #define CACHE_CAP 64u           /* blocks per cache class */
 #define EXACT_SCAN 8u           /* best-fit probes in the exact list */
+#define PLACE_PROBES 32u        /* larger lists' heads placement may read */
 #define LOG_CAP 96u
 
 /* Header word: tag(off) in bits 48..63, size in bits 4..47, state 0..3. */
@@ -284,9 +286,35 @@ static void list_insert(struct tx *t, uint64_t b, uint64_t size, int fresh) {
 static inline uint64_t pm_page(const struct tx *t, uint64_t off) {
   return (((uintptr_t)t->base & 4095u) + off) >> 12;
 }
+/* Ask the system which pages of chunk ch are resident (other processes'
+ * first touches, or this one's before the map existed), once per chunk.
+ * Only where its pages are 4 KiB, as the map's. */
+__attribute__((noinline)) static void pm_seed(struct ipx__heap_pages *pm,
+                                              uint64_t ch) {
+  pm->seeded[ch >> 6] |= UINT64_C(1) << (ch & 63u);
+  uint64_t first = ch * IPX__HEAP_PAGES_CHUNK;
+  if (first >= pm->mapped || page_size() != 4096) return;
+  uint64_t n = pm->mapped - first;
+  if (n > IPX__HEAP_PAGES_CHUNK) n = IPX__HEAP_PAGES_CHUNK;
+  unsigned char vec[IPX__HEAP_PAGES_CHUNK];
+  if (mincore((void *)(uintptr_t)(pm->map + first * 4096u), (size_t)n * 4096u,
+              vec) != 0)
+    return;
+  for (uint64_t i = 0; i < n; i++)
+    if (vec[i] & 1u) {
+      uint64_t p = first + i;
+      if (p < pm->npages) pm->bits[p >> 6] |= UINT64_C(1) << (p & 63u);
+    }
+}
+
 static inline int pm_known(const struct tx *t, uint64_t off) {
+  struct ipx__heap_pages *pm = t->pm;
   uint64_t p = pm_page(t, off);
-  return p < t->pm->npages && ((t->pm->bits[p >> 6] >> (p & 63u)) & 1u);
+  if (p >= pm->npages) return 0;
+  uint64_t ch = p / IPX__HEAP_PAGES_CHUNK;
+  if (pm->seeded && !((pm->seeded[ch >> 6] >> (ch & 63u)) & 1u))
+    pm_seed(pm, ch);
+  return (pm->bits[p >> 6] >> (p & 63u)) & 1u;
 }
 static inline void pm_mark(struct tx *t, uint64_t off) {
   if (!t->pm) return;
@@ -313,6 +341,46 @@ static int place_at_back(const struct tx *t, uint64_t b, uint64_t size,
                          uint64_t want) {
   if (!t->pm || size - want < MIN_BLOCK || b + size == t->c->top) return 0;
   return !pm_known(t, b + want) && pm_known(t, b + size - want);
+}
+
+/* A free block of list (fl, sl) or a larger one, all of whose blocks fit
+ * `need`, that can be split on known pages, when `head`, the good fit,
+ * cannot (docs/heap.md, "Placement"): the second block of head's list
+ * first (taking the head rewrites its back link anyway, so reading it
+ * costs no extra cache miss), then the heads of the next PLACE_PROBES
+ * non-empty larger lists, a header read each.  The block, still in its
+ * list; 0 for none; -1 on a damaged list. */
+static int64_t place_elsewhere(const struct tx *t, uint64_t head, unsigned fl,
+                               unsigned sl, uint64_t need) {
+  unsigned char *base = t->base;
+  const struct ipx__heap_ctl *c = t->c;
+  uint64_t x = W(base, head)[2];
+  for (unsigned k = 0; k <= PLACE_PROBES; k++) {
+    if (k > 0) {
+      /* The head of the next non-empty list after (fl, sl). */
+      uint64_t slm = sl + 1u < SL_COUNT
+                         ? c->sl_bitmap[fl] & (~UINT64_C(0) << (sl + 1u))
+                         : 0;
+      if (!slm) {
+        uint64_t flm =
+            fl + 1u < FL_COUNT ? c->fl_bitmap & (~UINT64_C(0) << (fl + 1u)) : 0;
+        if (!flm) return 0;
+        fl = (unsigned)__builtin_ctzll(flm);
+        slm = c->sl_bitmap[fl];
+        if (!slm) return -1;
+      }
+      sl = (unsigned)__builtin_ctzll(slm);
+      x = c->heads[fl][sl];
+    }
+    if (!x) continue; /* head's list had no second block */
+    if (!in_heap(c, x)) return -1;
+    uint64_t w = W(base, x)[1];
+    if ((w & W_STATE) != ST_FREE || !hdr_ok(base, x, w) ||
+        (w & W_SIZE) < need)
+      return -1;
+    if (split_known(t, x, w & W_SIZE, need)) return (int64_t)x;
+  }
+  return 0;
 }
 
 /* A free block of at least `need` bytes, removed from its list (header
@@ -364,20 +432,14 @@ static int64_t tlsf_take(struct tx *t, uint64_t need, uint64_t *size) {
     if ((w & W_STATE) != ST_FREE || !hdr_ok(base, best, w)) return -1;
     best_size = w & W_SIZE;
     if (best_size < need) return -1;
-    /* Placement: the second block of this list fits too, and taking the
-     * head rewrites the second's back link anyway, so looking at it costs
-     * no extra cache miss.  Take it when only its split would write into
-     * memory known to be in place. */
-    uint64_t n2 = W(base, best)[2];
-    if (t->pm && n2 && !split_known(t, best, best_size, need)) {
-      if (!in_heap(c, n2)) return -1;
-      uint64_t w2 = W(base, n2)[1];
-      if ((w2 & W_STATE) != ST_FREE || !hdr_ok(base, n2, w2) ||
-          (w2 & W_SIZE) < need)
-        return -1;
-      if (split_known(t, n2, w2 & W_SIZE, need)) {
-        best = n2;
-        best_size = w2 & W_SIZE;
+    /* Placement: when the good fit's split would write on a page not
+     * known to be in memory, another block that fits may not. */
+    if (t->pm && !split_known(t, best, best_size, need)) {
+      int64_t alt = place_elsewhere(t, best, fl, sl, need);
+      if (alt < 0) return -1;
+      if (alt > 0) {
+        best = (uint64_t)alt;
+        best_size = W(base, best)[1] & W_SIZE;
       }
     }
   }

@@ -89,17 +89,27 @@ int ipx__heap_validate(const void *base, uint64_t heap_off, uint64_t heap_size);
  * up.  Worst case O(1) plus that one flush (bounded by the cache limits). */
 int ipx__heap_alloc(void *base, uint64_t heap_off, size_t size, uint64_t *off);
 
-/* Pages of the arena one process knows to be in memory (it wrote an
- * allocator header there): bit i of bits stands for the i-th 4 KiB page
- * counted from the one that holds base.  Private to the process, and only a
- * hint: allocation splits a free block so that the header it must write
- * lands on a known page when it can (docs/heap.md, "Placement"), which
- * spares first-touch page faults on sparse segments.  A wrong bit costs at
- * most one page fault, never correctness. */
+/* Pages of the arena one process knows to be in memory: bit i of bits
+ * stands for the i-th 4 KiB page counted from the one that holds base, set
+ * where the process wrote an allocator header and, when `seeded` is not
+ * NULL, where the system said the page was resident the first time the
+ * map looked at its 2 MiB chunk (mincore: pages other processes
+ * touched).  Private to the process, and only a hint: allocation splits a
+ * free block so that the header it must write lands on a known page when
+ * it can (docs/heap.md, "Placement"), which spares first-touch page faults
+ * on sparse segments.  A wrong bit costs at most one page fault, never
+ * correctness. */
 struct ipx__heap_pages {
   uint64_t *bits;
   uint64_t npages; /* bits beyond this count are unknown */
+  /* Optional (NULL: no asking the system): one bit per chunk of
+   * IPX__HEAP_PAGES_CHUNK pages, set once the chunk was asked about; the
+   * mapping's first page and how many pages of it may be asked about. */
+  uint64_t *seeded;
+  const unsigned char *map;
+  uint64_t mapped;
 };
+#define IPX__HEAP_PAGES_CHUNK 512u
 
 /* ipx__heap_alloc with a page map to consult and update (pm may be NULL:
  * then exactly ipx__heap_alloc).  The caller serialises use of pm as it
