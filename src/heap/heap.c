@@ -593,7 +593,9 @@ static uint64_t carve_back(struct tx *t, uint64_t b, uint64_t size,
 /* ---- allocation core --------------------------------------------------- */
 /* Allocate a block of bs bytes (align <= 16) inside the open transaction.
  * Returns the block offset, 0 for no memory, IPX_ECORRUPT. */
-static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
+static int64_t alloc_from_lists(struct tx *t, uint64_t bs, int may_flush);
+
+static inline int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   if (bs <= CACHE_MAX_BLOCK) {
@@ -611,6 +613,15 @@ static int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
       return (int64_t)h;
     }
   }
+  return alloc_from_lists(t, bs, may_flush);
+}
+
+/* The rest of alloc_block, out of line so that a cache hit pays for none
+ * of its registers. */
+__attribute__((noinline)) static int64_t alloc_from_lists(struct tx *t,
+                                                          uint64_t bs,
+                                                          int may_flush) {
+  struct ipx__heap_ctl *c = t->c;
   uint64_t size;
   int64_t b = tlsf_take(t, bs, &size);
   if (b == 0 && may_flush && c->cached_blocks) {
