@@ -741,7 +741,10 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
 /* Free live block b of bs bytes inside the open transaction.  log_link:
  * the cache link overwrites the block's first usable word; log it when the
  * operation may be rolled back with the block still live (realloc). */
-static int free_block(struct tx *t, uint64_t b, uint64_t bs, int log_link) {
+static int free_to_lists(struct tx *t, uint64_t b, uint64_t bs);
+
+static inline int free_block(struct tx *t, uint64_t b, uint64_t bs,
+                             int log_link) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
   if (bs <= CACHE_MAX_BLOCK) {
@@ -760,9 +763,14 @@ static int free_block(struct tx *t, uint64_t b, uint64_t bs, int log_link) {
       return 0;
     }
   }
+  return free_to_lists(t, b, bs);
+}
+
+__attribute__((noinline)) static int free_to_lists(struct tx *t, uint64_t b,
+                                                   uint64_t bs) {
   if (tlsf_release(t, b, bs) != 0) return tx_corrupt(t);
-  c->free_bytes += bs;
-  c->live_blocks--;
+  t->c->free_bytes += bs;
+  t->c->live_blocks--;
   return 0;
 }
 
