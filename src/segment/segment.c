@@ -234,7 +234,6 @@ static int format(struct ipx_segment *s) {
 
 /* ---- the segment lock ------------------------------------------------ */
 
-
 static int run_repairs(ipx_segment_t *seg) {
   for (const struct ipx__seg_layer *const *l = ipx__seg_layers; *l; l++) {
     if (!(*l)->repair) continue;
