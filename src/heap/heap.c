@@ -591,30 +591,39 @@ static uint64_t carve_back(struct tx *t, uint64_t b, uint64_t size,
 }
 
 /* ---- allocation core --------------------------------------------------- */
+/* A block of bs bytes from its size's cache inside the open transaction:
+ * the block offset, 0 when the cache is empty (or bs is not cached),
+ * IPX_ECORRUPT. */
+static inline int64_t cache_pop(struct tx *t, uint64_t bs) {
+  unsigned char *base = t->base;
+  struct ipx__heap_ctl *c = t->c;
+  if (bs > CACHE_MAX_BLOCK) return 0;
+  unsigned ci = (unsigned)(bs >> 4);
+  uint64_t h = c->cache_head[ci];
+  if (!h) return 0;
+  if (!in_heap(c, h) || W(base, h)[1] != mkword(h, bs, ST_CACHED))
+    return tx_corrupt(t);
+  tx_set(t, &c->cache_head[ci], W(base, h)[2]);
+  tx_set(t, &W(base, h)[1], mkword(h, bs, ST_ALLOC));
+  c->cache_count[ci]--;
+  c->cached_blocks--;
+  c->free_bytes -= bs;
+  c->live_blocks++;
+  return (int64_t)h;
+}
+
 /* Allocate a block of bs bytes (align <= 16) inside the open transaction.
  * Returns the block offset, 0 for no memory, IPX_ECORRUPT. */
 static int64_t alloc_from_lists(struct tx *t, uint64_t bs, int may_flush);
 
 static inline int64_t alloc_block(struct tx *t, uint64_t bs, int may_flush) {
-  unsigned char *base = t->base;
-  struct ipx__heap_ctl *c = t->c;
-  if (bs <= CACHE_MAX_BLOCK) {
-    unsigned ci = (unsigned)(bs >> 4);
-    uint64_t h = c->cache_head[ci];
-    if (h) {
-      if (!in_heap(c, h) || W(base, h)[1] != mkword(h, bs, ST_CACHED))
-        return tx_corrupt(t);
-      tx_set(t, &c->cache_head[ci], W(base, h)[2]);
-      tx_set(t, &W(base, h)[1], mkword(h, bs, ST_ALLOC));
-      c->cache_count[ci]--;
-      c->cached_blocks--;
-      c->free_bytes -= bs;
-      c->live_blocks++;
-      return (int64_t)h;
-    }
-  }
-  return alloc_from_lists(t, bs, may_flush);
+  int64_t b = cache_pop(t, bs);
+  return b ? b : alloc_from_lists(t, bs, may_flush);
 }
+
+/* ipx__heap_alloc's list path, a transaction of its own. */
+static int64_t alloc_listed(unsigned char *base, struct ipx__heap_ctl *c,
+                            uint64_t bs, struct ipx__heap_pages *pm);
 
 /* The rest of alloc_block, out of line so that a cache hit pays for none
  * of its registers. */
@@ -651,6 +660,15 @@ __attribute__((noinline)) static int64_t alloc_from_lists(struct tx *t,
   if ((uint64_t)b + size < c->top) pm_mark(t, (uint64_t)b + size);
   c->free_bytes -= size;
   c->live_blocks++;
+  return b;
+}
+
+__attribute__((noinline)) static int64_t alloc_listed(
+    unsigned char *base, struct ipx__heap_ctl *c, uint64_t bs,
+    struct ipx__heap_pages *pm) {
+  struct tx t = {base, c, 0, pm};
+  int64_t b = alloc_from_lists(&t, bs, 1);
+  if (b > 0) tx_commit(&t);
   return b;
 }
 
@@ -715,10 +733,16 @@ int ipx__heap_alloc_placed(void *base, uint64_t heap_off, size_t size,
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
   if (size > c->heap_size) return IPX_ENOMEM;
+  uint64_t bs = block_size_for(size);
+  /* The cache path's transaction never leaves this function, so it can
+   * live in registers. */
   struct tx t = {(unsigned char *)base, c, 0, pm};
-  int64_t b = alloc_block(&t, block_size_for(size), 1);
+  int64_t b = cache_pop(&t, bs);
+  if (b > 0)
+    tx_commit(&t);
+  else if (b == 0)
+    b = alloc_listed(base, c, bs, pm);
   if (b <= 0) return b == 0 ? IPX_ENOMEM : (int)b;
-  tx_commit(&t);
   *off = (uint64_t)b + HDR;
   return 0;
 }
@@ -738,34 +762,33 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
   return r;
 }
 
-/* Free live block b of bs bytes inside the open transaction.  log_link:
- * the cache link overwrites the block's first usable word; log it when the
- * operation may be rolled back with the block still live (realloc). */
-static int free_to_lists(struct tx *t, uint64_t b, uint64_t bs);
-
-static inline int free_block(struct tx *t, uint64_t b, uint64_t bs,
+/* Push live block b of bs bytes onto its size's cache inside the open
+ * transaction: 1 done, 0 when the cache is full (or bs is not cached).
+ * log_link: the cache link overwrites the block's first usable word; log it
+ * when the operation may be rolled back with the block still live
+ * (realloc). */
+static inline int cache_push(struct tx *t, uint64_t b, uint64_t bs,
                              int log_link) {
   unsigned char *base = t->base;
   struct ipx__heap_ctl *c = t->c;
-  if (bs <= CACHE_MAX_BLOCK) {
-    unsigned ci = (unsigned)(bs >> 4);
-    if (c->cache_count[ci] < CACHE_CAP) {
-      if (log_link)
-        tx_set(t, &W(base, b)[2], c->cache_head[ci]);
-      else
-        W(base, b)[2] = c->cache_head[ci];
-      tx_set(t, &W(base, b)[1], mkword(b, bs, ST_CACHED));
-      tx_set(t, &c->cache_head[ci], b);
-      c->cache_count[ci]++;
-      c->cached_blocks++;
-      c->free_bytes += bs;
-      c->live_blocks--;
-      return 0;
-    }
-  }
-  return free_to_lists(t, b, bs);
+  if (bs > CACHE_MAX_BLOCK) return 0;
+  unsigned ci = (unsigned)(bs >> 4);
+  if (c->cache_count[ci] >= CACHE_CAP) return 0;
+  if (log_link)
+    tx_set(t, &W(base, b)[2], c->cache_head[ci]);
+  else
+    W(base, b)[2] = c->cache_head[ci];
+  tx_set(t, &W(base, b)[1], mkword(b, bs, ST_CACHED));
+  tx_set(t, &c->cache_head[ci], b);
+  c->cache_count[ci]++;
+  c->cached_blocks++;
+  c->free_bytes += bs;
+  c->live_blocks--;
+  return 1;
 }
 
+/* Free live block b of bs bytes into the lists inside the open
+ * transaction, coalescing. */
 __attribute__((noinline)) static int free_to_lists(struct tx *t, uint64_t b,
                                                    uint64_t bs) {
   if (tlsf_release(t, b, bs) != 0) return tx_corrupt(t);
@@ -774,16 +797,36 @@ __attribute__((noinline)) static int free_to_lists(struct tx *t, uint64_t b,
   return 0;
 }
 
+/* Free live block b of bs bytes inside the open transaction. */
+static inline int free_block(struct tx *t, uint64_t b, uint64_t bs,
+                             int log_link) {
+  return cache_push(t, b, bs, log_link) ? 0 : free_to_lists(t, b, bs);
+}
+
+/* ipx__heap_free's list path, a transaction of its own. */
+__attribute__((noinline)) static int free_listed(unsigned char *base,
+                                                 struct ipx__heap_ctl *c,
+                                                 uint64_t b, uint64_t bs) {
+  struct tx t = {base, c, 0, NULL};
+  int r = free_to_lists(&t, b, bs);
+  if (r == 0) tx_commit(&t);
+  return r;
+}
+
 int ipx__heap_free(void *base, uint64_t heap_off, uint64_t off) {
   if (!base) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
   uint64_t bs = live_block(base, c, off);
   if (!bs) return IPX_EINVAL;
+  /* The cache path's transaction never leaves this function, so it can
+   * live in registers. */
   struct tx t = {(unsigned char *)base, c, 0, NULL};
-  int r = free_block(&t, off - HDR, bs, 0);
-  if (r == 0) tx_commit(&t);
-  return r;
+  if (cache_push(&t, off - HDR, bs, 0)) {
+    tx_commit(&t);
+    return 0;
+  }
+  return free_listed(base, c, off - HDR, bs);
 }
 
 int ipx__heap_usable_size(const void *base, uint64_t heap_off, uint64_t off,
