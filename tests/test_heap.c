@@ -452,6 +452,26 @@ static void verify_all(const unsigned char *b, struct shadow *s, size_t n) {
   free(t);
 }
 
+/* A 4 MiB arena with an empty page map, for the placement tests. */
+struct placement_arena {
+  unsigned char *b;
+  uint64_t free0;
+  struct ipx__heap_pages *pm;
+};
+static struct placement_arena placement_arena_new(void) {
+  size_t sz = 4u << 20;
+  struct placement_arena a = {arena_new(sz), 0, pages_new(sz)};
+  IPX_ASSERT_OK(ipx__heap_init(a.b, HOFF, sz - HOFF));
+  a.free0 = ipx__heap_free_bytes(a.b, HOFF);
+  return a;
+}
+/* Everything was freed: check so, then drop the arena and its map. */
+static void placement_arena_done(struct placement_arena *a) {
+  assert_all_returned(a->b, a->free0);
+  pages_free(a->pm);
+  free(a->b);
+}
+
 /* A fresh block whose previous block is free was placed at the back of a
  * split (a block taken from the front never has a free block before it:
  * free blocks are always coalesced).  Reads the format: docs/FORMAT.md. */
@@ -468,11 +488,9 @@ static int placed_at_back(const unsigned char *b, uint64_t off) {
  * normally, at the back one when only that page is known to be in memory
  * (docs/heap.md, "Placement").  Either way the heap stays consistent. */
 IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
-  size_t sz = 4u << 20;
-  unsigned char *b = arena_new(sz);
-  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
-  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
-  struct ipx__heap_pages *pm = pages_new(sz);
+  struct placement_arena a = placement_arena_new();
+  unsigned char *b = a.b;
+  struct ipx__heap_pages *pm = a.pm;
   /* A 64 KiB free block with a live guard after it (so that it does not
    * border the wilderness). */
   uint64_t x, guard, y, z;
@@ -510,20 +528,16 @@ IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
   IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
   IPX_ASSERT_EQ(y, x);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
-  assert_all_returned(b, free0);
-  pages_free(pm);
-  free(b);
+  placement_arena_done(&a);
 }
 
 /* A request served from a larger list may take the list's second block
  * instead of its head, when only the second's split lands on a known page
  * (docs/heap.md, "Placement"). */
 IPX_TEST(placement_takes_the_second_block_of_a_list_when_only_its_page_is_known) {
-  size_t sz = 4u << 20;
-  unsigned char *b = arena_new(sz);
-  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
-  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
-  struct ipx__heap_pages *pm = pages_new(sz);
+  struct placement_arena a = placement_arena_new();
+  unsigned char *b = a.b;
+  struct ipx__heap_pages *pm = a.pm;
   /* Two free 64 KiB blocks, each followed by a live guard; the one freed
    * last heads their list. */
   uint64_t x1, g1, x2, g2, y;
@@ -562,20 +576,16 @@ IPX_TEST(placement_takes_the_second_block_of_a_list_when_only_its_page_is_known)
 
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g1));
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g2));
-  assert_all_returned(b, free0);
-  pages_free(pm);
-  free(b);
+  placement_arena_done(&a);
 }
 
 /* When neither the good fit nor the second block of its list can be split
  * on a known page, placement reads the heads of the next 32 non-empty
  * larger lists, and no more (docs/heap.md, "Placement"). */
 IPX_TEST(placement_reads_at_most_32_larger_lists) {
-  size_t sz = 4u << 20;
-  unsigned char *b = arena_new(sz);
-  IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
-  uint64_t free0 = ipx__heap_free_bytes(b, HOFF);
-  struct ipx__heap_pages *pm = pages_new(sz);
+  struct placement_arena a = placement_arena_new();
+  unsigned char *b = a.b;
+  struct ipx__heap_pages *pm = a.pm;
   /* 35 free blocks of 20 000 .. 54 000 bytes, 1000 apart (one list each),
    * each followed by a live guard. */
   enum { N = 35 };
@@ -611,9 +621,7 @@ IPX_TEST(placement_reads_at_most_32_larger_lists) {
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
 
   for (int i = 0; i < N; i++) IPX_ASSERT_OK(ipx__heap_free(b, HOFF, g[i]));
-  assert_all_returned(b, free0);
-  pages_free(pm);
-  free(b);
+  placement_arena_done(&a);
 }
 
 IPX_TEST(property_random_operations_against_shadow_model) {
