@@ -113,6 +113,9 @@ static void run_large(void *) {
   run_mix({"large", (size_t)2 << 30, 20000, 16384, 65536, 500000, false});
 }
 
+static void run_small_pf(void *) {
+  run_mix({"small_prefaulted", 512u << 20, 100000, 16, 1024, 2000000, true});
+}
 static void run_large_pf(void *) {
   run_mix({"large_prefaulted", (size_t)2 << 30, 20000, 16384, 65536, 500000,
            true});
@@ -124,6 +127,7 @@ int main() {
   bench_isolated(run_pairs, nullptr);
   bench_isolated(run_small, nullptr);
   bench_isolated(run_large, nullptr);
+  bench_isolated(run_small_pf, nullptr);
   bench_isolated(run_large_pf, nullptr);
   return 0;
 }
