@@ -208,8 +208,7 @@ struct hit {
 static struct hit lookup(const ipx_segment_t *seg,
                          const struct ipx__obj_root *rt, unsigned kind,
                          const char *name, size_t len, uint64_t hash) {
-  struct hit res;
-  res.off = 0;
+  struct hit res = {0};
   uint64_t mask;
   const uint64_t *slots = table_slots_read(seg, rt, &mask);
   if (!slots) return res;
