@@ -1009,3 +1009,39 @@ IPX_TEST(check_reports_damage) {
   assert_check(s);
   ipx_segment_close(s);
 }
+
+/* The root names a table whose own header no longer holds up: finding
+ * still works (a lookup only needs the slots in bounds), but nothing may
+ * be added to or removed from the table, and nothing is allocated or freed
+ * on the way to saying so. */
+IPX_TEST(damaged_table_refuses_changes) {
+  ipx_segment_t *s = heap_seg(1 * MiB);
+  int *p, *q;
+  size_t n;
+  IPX_ASSERT_OK(IPX_CONSTRUCT(s, int, "victim", 1, &p));
+  struct ipx__obj_root *rt =
+      (struct ipx__obj_root *)(void *)((char *)ipx_segment_base(s) + 448);
+  IPX_ASSERT_NE(rt->table, 0);
+  struct ipx__obj_hdr *th =
+      (struct ipx__obj_hdr *)(void *)((char *)ipx_segment_base(s) + rt->table);
+  uint64_t fb0, fb1;
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &fb0));
+  th->count++;
+  IPX_ASSERT_ERR(IPX_CONSTRUCT(s, int, "new", 1, &q), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_object_destroy(s, IPX_OBJECT_NAMED, "victim",
+                                    sizeof(int)),
+                 IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_object_destroy_ptr(s, p), IPX_ECORRUPT);
+  IPX_ASSERT_OK(IPX_FIND(s, int, "victim", &q, &n));
+  IPX_ASSERT(q == p && n == 1);
+  IPX_ASSERT_OK(ipx_segment_free_memory(s, &fb1));
+  IPX_ASSERT_EQ(fb1, fb0);
+  problems = 0;
+  IPX_ASSERT_ERR(ipx_segment_check(s, count_problem, NULL), IPX_ECORRUPT);
+  IPX_ASSERT_GT(problems, 0);
+  th->count--;
+  assert_check(s);
+  IPX_ASSERT_OK(ipx_object_destroy_ptr(s, p));
+  assert_check(s);
+  ipx_segment_close(s);
+}

@@ -377,6 +377,10 @@ static uint64_t slots_for(uint64_t n) {
 
 static int ensure_room(ipx_segment_t *seg, struct ipx__obj_root *rt,
                        uint64_t n) {
+  /* A root naming a table whose header does not hold up: nothing may be
+   * added to it, and growing it would drop its entries. */
+  uint64_t m;
+  if (rt->table && !table_slots(seg, rt, &m)) return IPX_ECORRUPT;
   if (n > (ipx__seg_heap_size(seg) >> 4)) return IPX_ENOMEM;
   if (rt->table && n <= (rt->mask + 1) / 2) return 0;
   return table_resize(seg, rt, slots_for(n));
@@ -452,6 +456,11 @@ static int construct_locked(ipx_segment_t *seg, struct ipx__obj_root *rt,
   if (kind != IPX_OBJECT_ANONYMOUS) {
     uint64_t mask;
     uint64_t *slots = table_slots(seg, rt, &mask);
+    if (!slots) { /* checked by ensure_room; never trust it twice */
+      block_free(seg, rt, off);
+      rt->busy--;
+      return IPX_ECORRUPT;
+    }
     slot_insert(slots, mask, hash, off);
     rt->used++;
   }
@@ -663,18 +672,23 @@ int ipx_object_find_or_construct(ipx_segment_t *seg, ipx_object_kind_t kind,
 }
 
 /* Lock held; off is a finished object's block.  `slot` its slot, or
- * UINT64_MAX for an anonymous object. */
-static void destroy_locked(ipx_segment_t *seg, struct ipx__obj_root *rt,
-                           uint64_t off, uint64_t slot) {
+ * UINT64_MAX for an anonymous object.  IPX_ECORRUPT, with nothing
+ * changed, when the table the slot is in does not hold up (a lookup only
+ * bounds-checks it). */
+static int destroy_locked(ipx_segment_t *seg, struct ipx__obj_root *rt,
+                          uint64_t off, uint64_t slot) {
   struct ipx__obj_hdr *h = ipx__seg_at(seg, off);
   unsigned kind = h->kind;
+  uint64_t mask = 0;
+  uint64_t *slots = NULL;
+  if (slot != UINT64_MAX &&
+      (!(slots = table_slots(seg, rt, &mask)) || slot > mask))
+    return IPX_ECORRUPT;
   rt->busy++;
   rt->pending = off;
   /* The commit point: from here on a repair frees the block. */
   __atomic_store_n(&h->magic, 0, __ATOMIC_RELEASE);
-  if (slot != UINT64_MAX) {
-    uint64_t mask;
-    uint64_t *slots = table_slots(seg, rt, &mask);
+  if (slots) {
     slot_delete(seg, slots, mask, slot);
     rt->used--;
   }
@@ -683,6 +697,7 @@ static void destroy_locked(ipx_segment_t *seg, struct ipx__obj_root *rt,
   ipx__heap_free(seg->base, hoff(seg), off);
   rt->pending = 0;
   rt->busy--;
+  return 0;
 }
 
 int ipx_object_destroy(ipx_segment_t *seg, ipx_object_kind_t kind,
@@ -704,7 +719,7 @@ int ipx_object_destroy(ipx_segment_t *seg, ipx_object_kind_t kind,
   else if (rt->walking)
     r = IPX_EBUSY;
   else
-    destroy_locked(seg, rt, hit.off, hit.slot);
+    r = destroy_locked(seg, rt, hit.off, hit.slot);
   ipx__seg_unlock(seg);
   return r;
 }
@@ -792,7 +807,7 @@ int ipx_object_destroy_ptr(ipx_segment_t *seg, void *addr) {
   if (off && ipx__heap_usable_size(seg->base, hoff(seg), off, &us) == 0 &&
       us >= hdr_end(&h, off)) {
     if (h.kind == IPX_OBJECT_ANONYMOUS) {
-      destroy_locked(seg, rt, off, UINT64_MAX);
+      r = destroy_locked(seg, rt, off, UINT64_MAX);
     } else if (rt->walking) {
       r = IPX_EBUSY;
     } else {
@@ -800,7 +815,7 @@ int ipx_object_destroy_ptr(ipx_segment_t *seg, void *addr) {
       struct hit hit = lookup(seg, rt, h.kind, name, h.name_len,
                               obj_hash(h.kind, name, h.name_len));
       if (hit.off == off)
-        destroy_locked(seg, rt, off, hit.slot);
+        r = destroy_locked(seg, rt, off, hit.slot);
       else
         r = IPX_ECORRUPT; /* a finished object missing from the index */
     }
@@ -1045,6 +1060,10 @@ static int rebuild(ipx_segment_t *seg, struct ipx__obj_root *rt) {
   }
   uint64_t mask;
   uint64_t *slots = table_slots(seg, rt, &mask);
+  if (!slots) {
+    free(s.off);
+    return IPX_ECORRUPT;
+  }
   memset(slots, 0, (mask + 1) * 8);
   rt->used = rt->named = rt->unique = 0;
   for (size_t i = 0; i < s.n && !r; i++) {
