@@ -1,5 +1,8 @@
-/* Open + check of a caller buffer holding arbitrary bytes.  The first input
- * byte chooses the mode: bit 0 reseals the header (recomputes the identity
+/* Open + check of a caller buffer holding arbitrary bytes, then every layer's
+ * calls over whatever the bytes say (find, walk, count, and for a writer
+ * allocate, resize, construct, destroy, reserve, zero), then check again: each
+ * may find damage and must report it, never crash.  The first input byte
+ * chooses the mode: bit 0 reseals the header (recomputes the identity
  * and geometry checksums) so the fuzzer gets past them and reaches the
  * rules behind; bit 1 opens read-only.
  *
@@ -8,6 +11,7 @@
  * open resets the lock as for a segment from an earlier boot, and a
  * read-only open sees an even generation (no writer inside) instead of
  * waiting a second for one to leave. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +23,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void ignore(void *ctx, const char *problem) {
   (void)ctx;
   (void)problem;
+}
+
+/* What a walk reports must lie in the mapping: read its first and last
+ * byte (ASan stops the run otherwise) and query it back. */
+static int visit(void *ctx, const ipx_object_info_t *info) {
+  ipx_segment_t *s = ctx;
+  const volatile unsigned char *a = info->address;
+  if (info->count && info->elem_size &&
+      info->elem_size <= SIZE_MAX / info->count) {
+    (void)a[0];
+    (void)a[info->elem_size * info->count - 1];
+  }
+  ipx_object_info_t q;
+  ipx_object_query(s, info->address, &q);
+  return 0;
+}
+
+/* The allocator's own paths on a fresh block of whatever heap the bytes
+ * describe. */
+static void resize_paths(ipx_segment_t *s) {
+  void *p, *q;
+  size_t n;
+  if (ipx_segment_allocate(s, 100, &p) != 0) return;
+  ipx_segment_usable_size(s, p, &n);
+  ipx_segment_expand(s, p, 200, 4000, &n);
+  ipx_segment_shrink(s, p, 40, &n);
+  if (ipx_segment_reallocate(s, p, 3000, &q) == 0) p = q;
+  ipx_segment_deallocate(s, p);
+  if (ipx_segment_allocate_aligned(s, 64, 256, &p) == 0)
+    ipx_segment_deallocate(s, p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -54,12 +88,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * must report it, not crash). */
     void *p;
     size_t count;
-    ipx_object_find(s, IPX_OBJECT_NAMED, "seed-a", sizeof(int), &p, &count);
+    int found = ipx_object_find(s, IPX_OBJECT_NAMED, "seed-a", sizeof(int),
+                                &p, &count) == 0;
+    int all;
+    size_t largest;
+    ipx_object_foreach(s, IPX_OBJECT_NAMED_BIT | IPX_OBJECT_UNIQUE_BIT,
+                       visit, s);
+    ipx_object_count(s, IPX_OBJECT_UNIQUE, &v);
+    ipx_segment_all_memory_deallocated(s, &all);
     if (!(mode & 2)) {
       if (ipx_segment_allocate(s, 48, &p) == 0) ipx_segment_deallocate(s, p);
       if (ipx_object_construct(s, IPX_OBJECT_NAMED, "fuzz", 8, 0, 2, NULL,
                                NULL, &p) == 0)
         ipx_object_destroy(s, IPX_OBJECT_NAMED, "fuzz", 8);
+      int made;
+      if (ipx_object_find_or_construct(s, IPX_OBJECT_UNIQUE, "fuzz-u", 16, 0,
+                                       1, NULL, NULL, &p, &count, &made) == 0)
+        ipx_object_destroy_ptr(s, p);
+      /* Growing the index rewrites every entry of the table. */
+      ipx_object_reserve(s, 64);
+      if (found && ipx_object_find(s, IPX_OBJECT_NAMED, "seed-a", sizeof(int),
+                                   &p, &count) == 0)
+        ipx_object_destroy_ptr(s, p);
+      resize_paths(s);
+      ipx_segment_largest_free_block(s, &largest);
+      ipx_segment_zero_free_memory(s);
+      /* Whatever the calls above did, the segment is still one that check
+       * can walk. */
+      ipx_segment_check(s, ignore, NULL);
     }
     ipx_segment_close(s);
   }
