@@ -208,9 +208,14 @@ struct hit {
 static struct hit lookup(const ipx_segment_t *seg,
                          const struct ipx__obj_root *rt, unsigned kind,
                          const char *name, size_t len, uint64_t hash) {
-  struct hit res = {0};
+  /* res.h is meaningful only with res.off set, and is left as it is
+   * otherwise: zeroing it costs the find path a few percent. */
+  struct hit res;
+  res.off = 0;
+  res.slot = 0;
   uint64_t mask;
   const uint64_t *slots = table_slots_read(seg, rt, &mask);
+  /* cppcheck-suppress uninitvar */
   if (!slots) return res;
   for (uint64_t i = 0; i <= mask; i++) {
     uint64_t idx = (hash + i) & mask;
