@@ -707,3 +707,30 @@ IPX_TEST(bad_input) {
   IPX_ASSERT_ERR(ipx_sharable_mutex_lock(&sh->sm), IPX_EINVAL);
   IPX_ASSERT_ERR(ipx_sharable_mutex_destroy(&sh->sm), IPX_EINVAL);
 }
+
+/* Bytes damaged into "exclusive wanted" with no owner at all, alive or
+ * dead: no writer ever leaves that state (a releasing writer clears the
+ * state before the owner word), so a reader that sees it read after read
+ * reports the damage instead of spinning for ever, whatever form it
+ * called, try, timed or blocking. */
+IPX_TEST_T(damaged_claim_without_owner_is_reported_not_spun_on, 20) {
+  ipx_sharable_mutex_t *sm = calloc(1, sizeof *sm);
+  ipx_upgradable_mutex_t *um = calloc(1, sizeof *um);
+  IPX_ASSERT(sm && um);
+  IPX_ASSERT_OK(ipx_sharable_mutex_init(sm));
+  IPX_ASSERT_OK(ipx_upgradable_mutex_init(um));
+  const uint32_t xwant = 1; /* the state word, at byte 8 (rwlock.c) */
+  memcpy((char *)sm + 8, &xwant, 4);
+  memcpy((char *)um + 8, &xwant, 4);
+  uint64_t t0 = ipx_now();
+  IPX_ASSERT_ERR(ipx_sharable_mutex_try_lock_sharable(sm), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_lock_sharable_for(sm, 5 * IPX_SEC),
+                 IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_lock_sharable(sm), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_try_lock_sharable(um), IPX_ECORRUPT);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_lock_sharable(um), IPX_ECORRUPT);
+  /* At once: not after the timed form's five seconds. */
+  IPX_ASSERT_LT(ipx_now() - t0, IPX_SEC);
+  free(sm);
+  free(um);
+}

@@ -45,7 +45,9 @@
  *
  * Errors common to every call: IPX_EINVAL for NULL or memory that is not an
  * initialised lock of this kind (never initialised, destroyed, or the other
- * kind), IPX_ECORRUPT for memory whose magic is not an ipx rw-lock's,
+ * kind), IPX_ECORRUPT for memory whose magic is not an ipx rw-lock's (and
+ * from a sharable lock call on a state no holder can leave behind: an
+ * exclusive claim with no owner, alive or dead, read repeatedly),
  * IPX_ENOTSUP when the calling thread has no glibc robust list.
  * Lock calls: 0, IPX_EOWNERDEAD (held, see above), IPX_EBUSY (try forms),
  * IPX_ETIMEDOUT (timed forms), IPX_EDEADLK (the calling thread already holds

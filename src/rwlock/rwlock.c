@@ -360,7 +360,8 @@ static int reader_recover(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
 static int rd_lock(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
                    uint64_t deadline) {
   IPX__TSAN_PRE_LOCK(rw, RD_FLAGS(trying));
-  int spins = SPIN, r;
+  int spins = SPIN, between = SPIN, r;
+  uint32_t seen_st = 0, seen_o = 0;
   for (;;) {
     uint32_t st = ld(&rw->state);
     if (st & ST_NOTREC) {
@@ -381,8 +382,19 @@ static int rd_lock(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
       if (o & W_DIED) {
         r = reader_recover(rw, s, trying, deadline);
         if (r != 0) break;
+      } else if (st != seen_st || o != seen_o || between-- > 0) {
+        /* Read between a releasing writer's two stores (it clears the
+         * state first, then the owner word): the next read settles it. */
+        if (st != seen_st || o != seen_o) between = SPIN;
+        seen_st = st;
+        seen_o = o;
+        ipx__cpu_relax();
       } else {
-        ipx__cpu_relax(); /* a writer between its two words */
+        /* The same "exclusive wanted, no owner, dead or alive" read over
+         * and over: no writer leaves that, the bytes are damaged, and
+         * waiting would never end. */
+        r = IPX_ECORRUPT;
+        break;
       }
       continue;
     }
