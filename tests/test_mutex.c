@@ -238,6 +238,33 @@ IPX_TEST(bad_input_is_reported) {
   IPX_ASSERT_OK(ipx_recursive_mutex_destroy(&r));
 }
 
+/* A word that holds the caller's TID although the caller never took the
+ * lock: damaged into it, or left by a thread of another boot or PID
+ * namespace that had the same number.  It is not the caller's hold: the
+ * lock is busy, and nothing releases or unlinks it (unlinking a node that
+ * was never linked used to crash). */
+IPX_TEST(own_tid_in_a_word_never_taken_is_not_a_hold) {
+  FOR_EACH_KIND(k) {
+    ipx_mutex_t m; /* same layout for both kinds */
+    IPX_ASSERT_OK(k->init(&m));
+    uint32_t tid = (uint32_t)syscall(SYS_gettid);
+    memcpy(&m, &tid, sizeof tid); /* the lock word, at byte 0 */
+    IPX_ASSERT_ERR(k->unlock(&m), IPX_ENOTOWNER);
+    IPX_ASSERT_ERR(k->consistent(&m), IPX_ENOTOWNER);
+    IPX_ASSERT_ERR(k->try_lock(&m), IPX_EBUSY);
+    IPX_ASSERT_ERR(k->lock_for(&m, IPX_MSEC), IPX_ETIMEDOUT);
+    IPX_ASSERT_ERR(k->unlock(&m), IPX_ENOTOWNER);
+    /* While the caller really holds another lock, too. */
+    ipx_mutex_t held;
+    IPX_ASSERT_OK(k->init(&held));
+    IPX_ASSERT_OK(k->lock(&held));
+    IPX_ASSERT_ERR(k->unlock(&m), IPX_ENOTOWNER);
+    IPX_ASSERT_ERR(k->try_lock(&m), IPX_EBUSY);
+    IPX_ASSERT_OK(k->unlock(&held));
+    IPX_ASSERT_OK(k->destroy(&held));
+  }
+}
+
 static void *unlock_from_other_thread(void *arg) {
   shared_t *s = arg;
   int r1 = s->kind->unlock(&s->lock);

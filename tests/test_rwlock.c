@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ipx/ipx.h"
@@ -731,6 +732,42 @@ IPX_TEST_T(damaged_claim_without_owner_is_reported_not_spun_on, 20) {
   IPX_ASSERT_ERR(ipx_upgradable_mutex_lock_sharable(um), IPX_ECORRUPT);
   /* At once: not after the timed form's five seconds. */
   IPX_ASSERT_LT(ipx_now() - t0, IPX_SEC);
+  free(sm);
+  free(um);
+}
+
+/* The caller's TID in the owner word or a reader slot it never took (damage,
+ * or a thread of another boot or PID namespace with the same number): not
+ * its hold, so nothing is released or unlinked (that used to crash), and
+ * the lock is busy. */
+IPX_TEST(own_tid_in_words_never_taken_is_not_a_hold) {
+  uint32_t tid = (uint32_t)syscall(SYS_gettid);
+  ipx_sharable_mutex_t *sm = calloc(1, sizeof *sm);
+  ipx_upgradable_mutex_t *um = calloc(1, sizeof *um);
+  IPX_ASSERT(sm && um);
+  /* The owner word, at byte 0. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_init(sm));
+  memcpy(sm, &tid, 4);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_unlock(sm), IPX_ENOTOWNER);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_consistent(sm), IPX_ENOTOWNER);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_try_lock(sm), IPX_EBUSY);
+  IPX_ASSERT_OK(ipx_upgradable_mutex_init(um));
+  memcpy(um, &tid, 4);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_unlock_upgradable(um), IPX_ENOTOWNER);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_demote_to_sharable(um), IPX_ENOTOWNER);
+  IPX_ASSERT_ERR(ipx_upgradable_mutex_try_lock_upgradable(um), IPX_EBUSY);
+  /* A reader slot, the first at byte 64 (its word first); hwm (byte 12)
+   * says slot 0 may be in use. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_init(sm));
+  uint32_t one = 1;
+  memcpy((char *)sm + 64, &tid, 4);
+  memcpy((char *)sm + 12, &one, 4);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_unlock_sharable(sm), IPX_ENOTOWNER);
+  IPX_ASSERT_ERR(ipx_sharable_mutex_try_lock(sm), IPX_EBUSY);
+  /* A share of its own is still taken and given back. */
+  IPX_ASSERT_OK(ipx_sharable_mutex_lock_sharable(sm));
+  IPX_ASSERT_OK(ipx_sharable_mutex_unlock_sharable(sm));
+  IPX_ASSERT_ERR(ipx_sharable_mutex_unlock_sharable(sm), IPX_ENOTOWNER);
   free(sm);
   free(um);
 }

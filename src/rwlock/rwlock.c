@@ -146,6 +146,13 @@ static void wake_owner_waiters(ipx__rw_t *rw) {
   if (o & W_WAITERS) ipx__futex_wake(&rw->owner, INT_MAX);
 }
 
+/* Whether lock word w (value v, just read) is the calling thread's hold:
+ * its TID, and linked on its list (robust.h: a word can hold the TID of
+ * a thread of another boot or PID namespace, or be damaged into it). */
+static int mine(const uint32_t *w, const ipx__robust_self_t *s, uint32_t v) {
+  return (v & W_TID) == s->tid && ipx__robust_linked(s, w);
+}
+
 /* ---- the owner word ------------------------------------------------------ */
 
 static int owner_acquire(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
@@ -164,7 +171,7 @@ static int owner_acquire(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
       ipx__robust_cancel(s);
       continue;
     }
-    if ((o & W_TID) == s->tid) return IPX_EDEADLK;
+    if (mine(&rw->owner, s, o)) return IPX_EDEADLK;
     if (trying) return IPX_EBUSY;
     if (spins > 0) {
       spins--;
@@ -242,15 +249,12 @@ static void slot_release(ipx__rw_t *rw, ipx__robust_self_t *s, uint32_t j) {
 
 /* A slot the calling thread holds, or -1. */
 static int find_own_slot(ipx__rw_t *rw, ipx__robust_self_t *s) {
-  if (rd_hint.rw == rw &&
-      (__atomic_load_n(&rw->slot[rd_hint.slot].word, __ATOMIC_RELAXED) &
-       W_TID) == s->tid)
+  if (rd_hint.rw == rw && mine(&rw->slot[rd_hint.slot].word, s,
+                               ld(&rw->slot[rd_hint.slot].word)))
     return (int)rd_hint.slot;
   uint32_t n = ld(&rw->hwm);
   for (uint32_t j = 0; j < n && j < SLOTS; j++)
-    if ((__atomic_load_n(&rw->slot[j].word, __ATOMIC_RELAXED) & W_TID) ==
-        s->tid)
-      return (int)j;
+    if (mine(&rw->slot[j].word, s, ld(&rw->slot[j].word))) return (int)j;
   return -1;
 }
 
@@ -269,7 +273,7 @@ static int drain(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
         (void)cas(w, &v, 0);
         continue;
       }
-      if ((v & W_TID) == s->tid) return IPX_EDEADLK;
+      if (mine(w, s, v)) return IPX_EDEADLK;
       if (trying) return IPX_EBUSY;
       if (spins > 0) {
         spins--;
@@ -329,7 +333,7 @@ static int wr_lock(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
 
 static int wr_unlock(ipx__rw_t *rw, ipx__robust_self_t *s, int as_reader) {
   uint32_t st = ld(&rw->state);
-  if ((ld(&rw->owner) & W_TID) != s->tid || !(st & ST_XHELD))
+  if (!mine(&rw->owner, s, ld(&rw->owner)) || !(st & ST_XHELD))
     return IPX_ENOTOWNER;
   IPX__TSAN_PRE_UNLOCK(rw, as_reader ? RD_FLAGS(0) : 0);
   st_store(rw, (st & ST_INCONSISTENT) ? ST_NOTREC : 0);
@@ -398,7 +402,7 @@ static int rd_lock(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
       }
       continue;
     }
-    if ((o & W_TID) == s->tid) {
+    if (mine(&rw->owner, s, o)) {
       r = IPX_EDEADLK;
       break;
     }
@@ -464,7 +468,7 @@ static int up_lock(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
 static int holds_upgradable(ipx__rw_t *rw, ipx__robust_self_t *s,
                             uint32_t *st) {
   *st = ld(&rw->state);
-  return (ld(&rw->owner) & W_TID) == s->tid &&
+  return mine(&rw->owner, s, ld(&rw->owner)) &&
          (*st & (ST_UPG | ST_XWANT)) == ST_UPG;
 }
 
@@ -501,7 +505,7 @@ static int promote(ipx__rw_t *rw, ipx__robust_self_t *s, int trying,
 
 static int demote_to_upgradable(ipx__rw_t *rw, ipx__robust_self_t *s) {
   uint32_t st = ld(&rw->state);
-  if ((ld(&rw->owner) & W_TID) != s->tid || !(st & ST_XHELD))
+  if (!mine(&rw->owner, s, ld(&rw->owner)) || !(st & ST_XHELD))
     return IPX_ENOTOWNER;
   IPX__TSAN_PRE_UNLOCK(rw, 0);
   IPX__TSAN_POST_UNLOCK(rw, 0);
@@ -514,7 +518,7 @@ static int demote_to_upgradable(ipx__rw_t *rw, ipx__robust_self_t *s) {
 
 static int demote_to_sharable(ipx__rw_t *rw, ipx__robust_self_t *s) {
   uint32_t st = ld(&rw->state);
-  if ((ld(&rw->owner) & W_TID) != s->tid) return IPX_ENOTOWNER;
+  if (!mine(&rw->owner, s, ld(&rw->owner))) return IPX_ENOTOWNER;
   int excl = (st & ST_XHELD) != 0;
   if (!excl && (st & (ST_UPG | ST_XWANT)) != ST_UPG) return IPX_ENOTOWNER;
   uint32_t j;
@@ -533,7 +537,7 @@ static int demote_to_sharable(ipx__rw_t *rw, ipx__robust_self_t *s) {
 
 static int consistent(ipx__rw_t *rw, ipx__robust_self_t *s) {
   uint32_t st = ld(&rw->state);
-  if ((ld(&rw->owner) & W_TID) != s->tid || !(st & (ST_XHELD | ST_UPG)))
+  if (!mine(&rw->owner, s, ld(&rw->owner)) || !(st & (ST_XHELD | ST_UPG)))
     return IPX_ENOTOWNER;
   if (!(st & ST_INCONSISTENT)) return IPX_EINVAL;
   st_store(rw, st & ~ST_INCONSISTENT);

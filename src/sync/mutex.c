@@ -83,6 +83,11 @@ static int mutex_destroy(ipx__mutex_t *m, uint32_t magic) {
   return 0;
 }
 
+/* Whether word value v of m (just read) is the calling thread's hold. */
+static int mine(ipx__mutex_t *m, const ipx__robust_self_t *s, uint32_t v) {
+  return (v & W_TID) == s->tid && ipx__robust_linked(s, &m->word);
+}
+
 /* Everything but the uncontended acquisition: validation, relock by the
  * owner, spinning, sleeping, owner death, timeouts. */
 static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
@@ -98,7 +103,8 @@ static int lock_slow(ipx__mutex_t *m, uint32_t magic, uint64_t deadline,
                           (recursive ? IPX__TSAN_WRITE_REENTRANT : 0);
 
   uint32_t v = LOAD(&m->word);
-  if ((v & W_TID) == tid) {
+  /* Our TID in a word not on our list is someone else's hold (robust.h). */
+  if (mine(m, s, v)) {
     if (!recursive) return IPX_EDEADLK;
     if (m->count == UINT32_MAX) return IPX_EOVERFLOW;
     m->count++;
@@ -162,7 +168,7 @@ static int unlock_slow(ipx__mutex_t *m, uint32_t magic) {
   r = ipx__robust_self(&s);
   if (r != 0) return r;
   uint32_t v = LOAD(&m->word);
-  if ((v & W_TID) != s->tid) return IPX_ENOTOWNER;
+  if (!mine(m, s, v)) return IPX_ENOTOWNER;
   const int recursive = magic == IPX__RMUTEX_MAGIC;
   if (recursive && m->count > 1) {
     m->count--;
@@ -181,7 +187,7 @@ static int consistent(ipx__mutex_t *m, uint32_t magic) {
   r = ipx__robust_self(&s);
   if (r != 0) return r;
   uint32_t v = LOAD(&m->word);
-  if ((v & W_TID) != s->tid) return IPX_ENOTOWNER;
+  if (!mine(m, s, v)) return IPX_ENOTOWNER;
   if (!(v & W_DIED)) return IPX_EINVAL;
   /* Others may be setting FUTEX_WAITERS meanwhile. */
   __atomic_fetch_and(&m->word, ~W_DIED, __ATOMIC_RELAXED);
@@ -197,7 +203,7 @@ int ipx__mutex_wait_check(ipx_mutex_t *pm, uint64_t *id) {
   ipx__robust_self_t *s;
   r = ipx__robust_self(&s);
   if (r != 0) return r;
-  if ((LOAD(&m->word) & W_TID) != s->tid) return IPX_ENOTOWNER;
+  if (!mine(m, s, LOAD(&m->word))) return IPX_ENOTOWNER;
   *id = LOAD(&m->magic) == IPX__MUTEX_MAGIC ? LOAD(&m->id) : 0;
   return 0;
 }
@@ -214,7 +220,7 @@ int ipx__mutex_release_for_wait(ipx_mutex_t *pm) {
   r = ipx__robust_self(&s);
   if (r != 0) return r;
   uint32_t v = LOAD(&m->word);
-  if ((v & W_TID) != s->tid) return IPX_ENOTOWNER;
+  if (!mine(m, s, v)) return IPX_ENOTOWNER;
   ipx__mutex_release(m, s, v & W_DIED, 0);
   return 0;
 }

@@ -131,8 +131,12 @@ static inline int ipx__mutex_unlock_fast(ipx__mutex_t *m, uint32_t magic,
                                          ipx__robust_self_t *s) {
   if (__builtin_expect(m == NULL || s->tid == 0, 0)) return 0;
   uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
-  /* One compare checks ownership and consistency at once. */
+  /* One compare checks ownership and consistency at once; the lock taken
+   * last heads the thread's list (anything else: the slow path checks the
+   * word is really linked there, ipx__robust_linked). */
   if (__builtin_expect((v & ~IPX__FUTEX_WAITERS) != s->tid ||
+                           ((uintptr_t)s->head->list.next & ~(uintptr_t)1) !=
+                               (uintptr_t)IPX__ROBUST_ENTRY(&m->word) ||
                            __atomic_load_n(&m->magic, __ATOMIC_RELAXED) !=
                                magic,
                        0))

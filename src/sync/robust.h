@@ -167,20 +167,57 @@ static inline void ipx__robust_release_end(ipx__robust_self_t *s) {
 
 /* How far ipx__robust_holds() walks the list. */
 #define IPX__ROBUST_HOLDS_WALK 32
+/* The kernel stops reading a robust list after this many entries
+ * (ROBUST_LIST_LIMIT): no thread usefully holds more robust locks. */
+#define IPX__ROBUST_LIST_LIMIT 2048
+
+/* Whether `entry` is on the calling thread's list within its first `limit`
+ * entries.  Reads only the list's own links, which are fields of locks this
+ * thread holds and therefore mapped (see the rules above): `entry` itself
+ * is never dereferenced, so any value is safe. */
+static inline int ipx__robust_listed(const ipx__robust_self_t *s,
+                                     uintptr_t entry, int limit) {
+  const uintptr_t end = (uintptr_t)s->head;
+  uintptr_t e = (uintptr_t)s->head->list.next & ~(uintptr_t)1;
+  for (int i = 0; i < limit && e != end && e != 0; i++) {
+    if (e == entry) return 1;
+    e = (uintptr_t)(*(void *const *)e) & ~(uintptr_t)1;
+  }
+  return 0;
+}
 
 /* Whether `addr` is the lock word of an entry on the calling thread's list,
  * looking at no more than the first IPX__ROBUST_HOLDS_WALK entries (0 when
- * not found within them).  Reads only the list's own links, which are
- * fields of locks this thread holds and therefore mapped (see the rules
- * above): `addr` itself is never dereferenced, so any value is safe. */
+ * not found within them); any value of `addr` is safe. */
 static inline int ipx__robust_holds(const ipx__robust_self_t *s,
                                     uintptr_t addr) {
+  return ipx__robust_listed(s, addr + IPX__ROBUST_NEXT_OFFSET,
+                            IPX__ROBUST_HOLDS_WALK);
+}
+
+/* Whether lock word `word`, which holds the caller's TID, is really the
+ * caller's: linked on its list, at this address or, for a lock mapped
+ * twice in the process, at another address of the same memory (an entry
+ * whose word and both links read the same as ours: two nodes of one list
+ * never share both links).  A word can hold the caller's TID without being
+ * its hold, by damage or from a thread of another boot or PID namespace
+ * that had the same number; trusting it would unlink a node that was never
+ * linked (a crash) or release another thread's lock.  The usual case, the
+ * lock taken last, costs one compare. */
+static inline int ipx__robust_linked(const ipx__robust_self_t *s,
+                                     const uint32_t *word) {
+  const char *entry = IPX__ROBUST_ENTRY(word);
   const uintptr_t end = (uintptr_t)s->head;
-  const uintptr_t want = addr + IPX__ROBUST_NEXT_OFFSET;
   uintptr_t e = (uintptr_t)s->head->list.next & ~(uintptr_t)1;
-  for (int i = 0; i < IPX__ROBUST_HOLDS_WALK && e != end && e != 0; i++) {
-    if (e == want) return 1;
-    e = (uintptr_t)(*(void *const *)e) & ~(uintptr_t)1;
+  if (e == (uintptr_t)entry) return 1;
+  void *next = *(void *const *)entry, *prev = *(void *const *)(entry - 8);
+  for (int i = 0; i < IPX__ROBUST_LIST_LIMIT && e != end && e != 0; i++) {
+    const char *x = (const char *)e;
+    if (x == entry ||
+        (*(void *const *)x == next && *(void *const *)(x - 8) == prev &&
+         *(const uint32_t *)(x - IPX__ROBUST_NEXT_OFFSET) == *word))
+      return 1;
+    e = (uintptr_t)(*(void *const *)x) & ~(uintptr_t)1;
   }
   return 0;
 }
