@@ -16,6 +16,7 @@
  * build (tests/CMakeLists.txt). */
 int fuzz_segment_one(const uint8_t *data, size_t size);
 int fuzz_heap_one(const uint8_t *data, size_t size);
+int fuzz_sync_one(const uint8_t *data, size_t size);
 
 /* Each file of `dir` through `one`; the number of files.  A missing
  * directory is a target that has kept no input yet. */
@@ -59,6 +60,14 @@ IPX_TEST(segment_corpus_replays_cleanly) {
  * aborts on any breach). */
 IPX_TEST(heap_corpus_replays_cleanly) {
   int n = replay_dir(IPX_FUZZ_CORPUS_DIR "/heap", fuzz_heap_one);
+  IPX_ASSERT_GT(n, 0);
+  ipx_test_log("%d inputs", n);
+}
+
+/* Synchronisation objects with damaged bytes, every non-blocking call of
+ * their kind (the target aborts on a hang; a crash kills the case). */
+IPX_TEST(sync_corpus_replays_cleanly) {
+  int n = replay_dir(IPX_FUZZ_CORPUS_DIR "/sync", fuzz_sync_one);
   IPX_ASSERT_GT(n, 0);
   ipx_test_log("%d inputs", n);
 }
