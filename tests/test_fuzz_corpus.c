@@ -67,6 +67,13 @@ IPX_TEST(heap_corpus_replays_cleanly) {
 /* Synchronisation objects with damaged bytes, every non-blocking call of
  * their kind (the target aborts on a hang; a crash kills the case). */
 IPX_TEST(sync_corpus_replays_cleanly) {
+#if defined(__SANITIZE_THREAD__)
+  /* TSan models each lock's state from the annotations: bytes damaged into
+   * a held state, and one buffer reused for every kind, are (rightly, from
+   * its point of view) a double lock or an unlock of what was never
+   * locked. */
+  IPX_SKIP("TSan reports the damaged lock states themselves");
+#endif
   int n = replay_dir(IPX_FUZZ_CORPUS_DIR "/sync", fuzz_sync_one);
   IPX_ASSERT_GT(n, 0);
   ipx_test_log("%d inputs", n);
