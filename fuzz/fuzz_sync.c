@@ -8,19 +8,21 @@
  * signal, broadcast.  Each must return, with a result or an error code:
  * never crash, never hang, never spin.
  *
- * Each input runs in a thread of its own: a lock the damaged bytes let it
- * take and not release stays linked in that thread's robust list only,
- * which the kernel walks (and drops) when the thread ends, instead of the
- * next input's bytes corrupting a list the harness keeps using.  A thread
- * not done within five seconds aborts the run, which libFuzzer reports with
- * the input. */
+ * Every input runs on one worker thread, which afterwards forgets its robust
+ * list: a lock the damaged bytes let it take and not release would stay
+ * linked there, and the next input, rewriting those bytes, would corrupt a
+ * list the harness keeps using.  A worker not done within five seconds
+ * aborts the run, which libFuzzer reports with the input. */
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ipx/ipx.h"
 
@@ -161,26 +163,65 @@ static void run(const uint8_t *data, size_t size) {
   }
 }
 
-struct job {
-  const uint8_t *data;
-  size_t size;
-};
+/* Whatever the input left linked is dropped: the list is emptied, as the
+ * kernel would find it for a thread holding nothing. */
+static void forget_robust_list(void) {
+  struct robust_list_head *h;
+  size_t len;
+  if (syscall(SYS_get_robust_list, 0, &h, &len) != 0 || !h) return;
+  h->list.next = &h->list;
+  h->list_op_pending = NULL;
+}
 
-static void *run_thread(void *arg) {
-  const struct job *j = arg;
-  run(j->data, j->size);
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static const uint8_t *job_data;
+static size_t job_size;
+static int job_ready, job_done;
+
+static void *worker(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&mu);
+    while (!job_ready) pthread_cond_wait(&cv, &mu);
+    job_ready = 0;
+    pthread_mutex_unlock(&mu);
+    run(job_data, job_size);
+    forget_robust_list();
+    pthread_mutex_lock(&mu);
+    job_done = 1;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+  }
   return NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static int started;
   if (size < 1) return 0;
-  struct job j = {data, size};
-  pthread_t t;
-  if (pthread_create(&t, NULL, run_thread, &j) != 0) return 0;
+  pthread_mutex_lock(&mu);
+  if (!started) {
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&cv);
+    pthread_cond_init(&cv, &ca);
+    pthread_t t;
+    if (pthread_create(&t, NULL, worker, NULL) != 0) abort();
+    pthread_detach(t);
+    started = 1;
+  }
+  job_data = data;
+  job_size = size;
+  job_done = 0;
+  job_ready = 1;
+  pthread_cond_broadcast(&cv);
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
+  clock_gettime(CLOCK_MONOTONIC, &until);
   until.tv_sec += 5;
-  if (pthread_timedjoin_np(t, NULL, &until) == ETIMEDOUT)
-    abort(); /* a hang or a spin on damaged bytes */
+  while (!job_done)
+    if (pthread_cond_timedwait(&cv, &mu, &until) == ETIMEDOUT)
+      abort(); /* a hang or a spin on damaged bytes */
+  pthread_mutex_unlock(&mu);
   return 0;
 }
