@@ -2,9 +2,11 @@
  * aligned allocate, free, reallocate, expand, shrink, a bad free, a flush of
  * the caches, zeroing) and the bytes after it its slot and size, on a small
  * heap-backed segment.  A shadow of every live block (address, size asked,
- * a fill byte) is checked after every operation: blocks never overlap, stay
- * inside the heap, keep their alignment and contents, and have at least the
- * usable size asked for; at the end `check` passes, and freeing everything
+ * usable size, a fill byte) is checked after every operation (the block
+ * just changed in full, the others' first and last bytes; everything every
+ * 16 operations and at the end): blocks never overlap, stay inside the
+ * heap, keep their alignment and contents, and have at least the usable
+ * size asked for; at the end `check` passes, and freeing everything
  * gives back exactly the free memory the segment started with.  Any breach
  * aborts, which libFuzzer reports as a crash.  Coverage guidance finds the
  * size and order combinations a random property test would rarely reach
@@ -23,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct live {
   unsigned char *p;
-  size_t n; /* bytes asked for (and filled) */
+  size_t n;  /* bytes asked for (and filled) */
+  size_t us; /* usable size, as last read */
   unsigned char fill;
 };
 
@@ -53,23 +56,33 @@ static void fill(struct live *l, unsigned char c) {
   memset(l->p, c, l->n);
 }
 
-static void verify(ipx_segment_t *s, const struct live *live) {
+/* Slot t was just changed (or -1): its usable size is read again and its
+ * bytes checked; every live block keeps its bounds, alignment and first
+ * and last bytes (where a stray header would land), and t overlaps none.
+ * With `full`, every block's every byte and usable size too. */
+static void verify(ipx_segment_t *s, struct live *live, int t, int full) {
   unsigned char *base = ipx_segment_base(s);
   size_t total = (size_t)ipx_segment_size(s);
   for (int i = 0; i < SLOTS; i++) {
-    const struct live *a = &live[i];
+    struct live *a = &live[i];
     if (!a->p) continue;
-    size_t us;
-    if (ipx_segment_usable_size(s, a->p, &us) != 0 || us < a->n) abort();
-    if (a->p < base || (size_t)(a->p - base) + us > total) abort();
-    for (size_t k = 0; k < a->n; k++)
-      if (a->p[k] != a->fill) abort();
-    for (int j = i + 1; j < SLOTS; j++) {
+    if (i == t || full) {
+      if (ipx_segment_usable_size(s, a->p, &a->us) != 0 || a->us < a->n)
+        abort();
+      if (a->p < base || (size_t)(a->p - base) + a->us > total) abort();
+      for (size_t k = 0; k < a->n; k++)
+        if (a->p[k] != a->fill) abort();
+    } else if (a->n && (a->p[0] != a->fill || a->p[a->n - 1] != a->fill)) {
+      abort();
+    }
+  }
+  for (int i = 0; i < SLOTS; i++) {
+    const struct live *a = &live[i];
+    if (!a->p || (!full && i != t)) continue;
+    for (int j = 0; j < SLOTS; j++) {
       const struct live *b = &live[j];
-      if (!b->p) continue;
-      size_t ub;
-      if (ipx_segment_usable_size(s, b->p, &ub) != 0) abort();
-      if (a->p < b->p + ub && b->p < a->p + us) abort();
+      if (j == i || !b->p) continue;
+      if (a->p < b->p + b->us && b->p < a->p + a->us) abort();
     }
   }
 }
@@ -90,9 +103,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct input in = {data, size, 0};
   unsigned char c = 1;
   unsigned char *stale = NULL; /* the last block freed */
+  unsigned ops = 0;
   while (in.i < in.n) {
     unsigned op = next(&in);
-    struct live *l = &live[next(&in) % SLOTS];
+    int t = (int)(next(&in) % SLOTS);
+    struct live *l = &live[t];
     void *p;
     size_t n, got;
     switch (op % 10) {
@@ -173,8 +188,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if ((next(&in) & 7u) == 0) ipx_segment_zero_free_memory(s);
       break;
     }
-    verify(s, live);
+    verify(s, live, t, (++ops & 15u) == 0);
   }
+  verify(s, live, -1, 1);
   if (ipx_segment_check(s, problem, NULL) != 0) abort();
   for (int i = 0; i < SLOTS; i++)
     if (live[i].p && ipx_segment_deallocate(s, live[i].p) != 0) abort();
