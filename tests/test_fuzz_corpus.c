@@ -18,12 +18,11 @@ int fuzz_segment_one(const uint8_t *data, size_t size);
 int fuzz_heap_one(const uint8_t *data, size_t size);
 int fuzz_sync_one(const uint8_t *data, size_t size);
 
-/* Each file of `dir` through `one`; the number of files.  A missing
- * directory is a target that has kept no input yet. */
+/* Each file of `dir` through `one`; the number of files. */
 static int replay_dir(const char *dir,
                       int (*one)(const uint8_t *, size_t)) {
   DIR *d = opendir(dir);
-  if (!d) return 0;
+  if (!d) IPX_FAIL("cannot open the corpus %s", dir);
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
