@@ -531,6 +531,17 @@ IPX_TEST(placement_splits_where_the_new_header_lands_on_a_known_page) {
   placement_arena_done(&a);
 }
 
+/* Mark the four split points known as `known` says (bit i for splits[i]),
+ * then place a 16 KiB request: its offset. */
+static uint64_t place_with_known(struct placement_arena *a,
+                                 const uint64_t splits[4], unsigned known) {
+  uint64_t y;
+  for (int i = 0; i < 4; i++)
+    pages_set(a->pm, a->b, splits[i], (known >> i) & 1u);
+  IPX_ASSERT_OK(ipx__heap_alloc_placed(a->b, HOFF, 16384, &y, a->pm));
+  return y;
+}
+
 /* A request served from a larger list may take the list's second block
  * instead of its head, when only the second's split lands on a known page
  * (docs/heap.md, "Placement"). */
@@ -554,23 +565,20 @@ IPX_TEST(placement_takes_the_second_block_of_a_list_when_only_its_page_is_known)
 
   /* Neither split of the head is known, the second's back is: the second
    * block, split at its back. */
-  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], i == 1);
-  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  y = place_with_known(&a, splits, 1u << 1);
   IPX_ASSERT_EQ(y, blk1 + size - want + 16);
   assert_check(b);
   /* Coalesced again, the first block now heads the list. */
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
 
   /* Nothing known: the head, split at its front, as without a map. */
-  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], 0);
-  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  y = place_with_known(&a, splits, 0);
   IPX_ASSERT_EQ(y, x1);
   assert_check(b);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
 
   /* The head's front known: the head, whatever the second offers. */
-  for (int i = 0; i < 4; i++) pages_set(pm, b, splits[i], i != 1);
-  IPX_ASSERT_OK(ipx__heap_alloc_placed(b, HOFF, 16384, &y, pm));
+  y = place_with_known(&a, splits, ~(1u << 1) & 15u);
   IPX_ASSERT_EQ(y, x1);
   IPX_ASSERT_OK(ipx__heap_free(b, HOFF, y));
 
