@@ -1146,3 +1146,65 @@ IPX_TEST(recovery_marks_damage_corrupt_and_check_says_why) {
   IPX_ASSERT_EQ(st.live_blocks, 0);
   free(b);
 }
+
+/* The heads of the TLSF lists (docs/FORMAT.md: control block offset 3072,
+ * 64 lists per first level); the slot that holds `block`. */
+static uint64_t *head_slot_holding(unsigned char *b, uint64_t block) {
+  uint64_t *heads = (uint64_t *)(void *)(b + HOFF + 3072);
+  for (unsigned i = 0; i < 40u * 64u; i++)
+    if (heads[i] == block) return &heads[i];
+  return NULL;
+}
+
+/* A damaged free-list link (a list head, or a free block's link to its
+ * neighbour) is never written through: the operation that meets it fails
+ * with IPX_ECORRUPT and changes nothing, even when the link names a live
+ * block.  Found by fuzz_segment: a misaligned head made an aligned
+ * allocation store through it. */
+IPX_TEST(damaged_list_links_are_never_written_through) {
+  size_t sz = 1u << 20;
+  for (int kind = 0; kind < 3; kind++) {
+    unsigned char *b = arena_new(sz);
+    IPX_ASSERT_OK(ipx__heap_init(b, HOFF, sz - HOFF));
+    /* live | free (in a list: too large for the caches) | live | live */
+    uint64_t live, gone, sep, other;
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &live));
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &gone));
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 64, &sep));
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 2000, &other));
+    uint64_t keep;
+    IPX_ASSERT_OK(ipx__heap_alloc(b, HOFF, 64, &keep)); /* other not at top */
+    stamp(b + live, 2000, 0x5eed);
+    IPX_ASSERT_OK(ipx__heap_free(b, HOFF, gone));
+    uint64_t *head = head_slot_holding(b, gone - 16);
+    IPX_ASSERT(head != NULL);
+    uint64_t *gone_links = (uint64_t *)(void *)(b + gone); /* next, prev */
+    int r;
+    uint64_t got;
+    if (kind == 0) {
+      /* The list head names the live block: freeing another block of the
+       * same size would link it in front of "its" first block. */
+      *head = live - 16;
+      r = ipx__heap_free(b, HOFF, other);
+    } else if (kind == 1) {
+      /* The free block's prev link names the live block: taking it out of
+       * its list would store its successor there. */
+      gone_links[1] = live - 16;
+      r = ipx__heap_alloc(b, HOFF, 2000, &got);
+    } else {
+      /* The head misaligned, as the fuzzer left it; aligned allocation. */
+      *head = gone - 16 + 7;
+      r = ipx__heap_alloc_aligned(b, HOFF, 100, 256, &got);
+      if (r == 0) r = ipx__heap_free(b, HOFF, other);
+    }
+    IPX_ASSERT_ERR(r, IPX_ECORRUPT);
+    if (!stamped(b + live, 2000, 0x5eed))
+      IPX_FAIL("case %d: the live block was written through a damaged link",
+               kind);
+    /* The heap stays refused, and check says so. */
+    IPX_ASSERT_ERR(ipx__heap_alloc(b, HOFF, 2000, &got), IPX_ECORRUPT);
+    struct problems p = {0, ""};
+    IPX_ASSERT_ERR(ipx__heap_check(b, HOFF, collect, &p), IPX_ECORRUPT);
+    free(b);
+  }
+}

@@ -158,6 +158,10 @@ struct tx {
   struct ipx__heap_ctl *c;
   uint32_t n;
   struct ipx__heap_pages *pm; /* placement hint, or NULL */
+  /* A list operation met a link that points outside the blocks or that
+   * its neighbour does not point back to: it wrote nothing through it,
+   * and the commit rolls the whole operation back instead. */
+  int bad;
 };
 
 /* Record (offset, old value) and make the record count before storing.
@@ -176,12 +180,17 @@ static inline void tx_set(struct tx *t, uint64_t *p, uint64_t v) {
 #endif
   *p = v;
 }
-static inline void tx_commit(struct tx *t) {
+static int tx_corrupt(struct tx *t);
+/* 0, or IPX_ECORRUPT when the operation met a bad list link (rolled back,
+ * the heap marked corrupt). */
+static inline int tx_commit(struct tx *t) {
+  if (__builtin_expect(t->bad, 0)) return tx_corrupt(t);
   BARRIER();
   if (t->n > t->c->log_hwm) t->c->log_hwm = t->n;
   t->c->log_n = 0;
   BARRIER();
   t->n = 0;
+  return 0;
 }
 /* Undo in memory (an inconsistency found half way through an operation). */
 static void tx_rollback(struct tx *t) {
@@ -201,6 +210,11 @@ static int tx_corrupt(struct tx *t) {
 /* A real block can start at b: blocks tile [first, top). */
 static inline int in_heap(const struct ipx__heap_ctl *c, uint64_t b) {
   return b >= c->first && b < c->top && (b & 15u) == 0;
+}
+/* A free block's list links can name b: its header and both links lie
+ * below top. */
+static inline int link_ok(const struct ipx__heap_ctl *c, uint64_t b) {
+  return b >= c->first && b <= c->top - MIN_BLOCK && (b & 15u) == 0;
 }
 
 /* Writes block b's whole header.  fresh: the bytes held no allocator
@@ -245,6 +259,14 @@ static void list_remove(struct tx *t, uint64_t b, uint64_t size) {
   unsigned fl, sl;
   mapping(size, &fl, &sl);
   uint64_t next = W(base, b)[2], prev = W(base, b)[3];
+  /* Unlink only what its neighbours (or the list head) point back to: a
+   * damaged link is never written through. */
+  if ((prev ? !link_ok(c, prev) || W(base, prev)[2] != b
+            : c->heads[fl][sl] != b) ||
+      (next && (!link_ok(c, next) || W(base, next)[3] != b))) {
+    t->bad = 1;
+    return;
+  }
   if (prev)
     tx_set(t, &W(base, prev)[2], next);
   else
@@ -266,6 +288,10 @@ static void list_insert(struct tx *t, uint64_t b, uint64_t size, int fresh) {
   unsigned fl, sl;
   mapping(size, &fl, &sl);
   uint64_t h = c->heads[fl][sl];
+  if (h && (!link_ok(c, h) || W(base, h)[3] != 0)) {
+    t->bad = 1;
+    return;
+  }
   if (fresh) {
     W(base, b)[2] = h;
     W(base, b)[3] = 0;
@@ -569,7 +595,8 @@ static int flush_caches(struct tx *t) {
       if (tlsf_release(t, h, bs) != 0) return tx_corrupt(t);
       c->cache_count[ci]--;
       c->cached_blocks--;
-      tx_commit(t);
+      int r = tx_commit(t);
+      if (r) return r;
     }
   }
   return 0;
@@ -666,9 +693,9 @@ __attribute__((noinline)) static int64_t alloc_from_lists(struct tx *t,
 __attribute__((noinline)) static int64_t alloc_listed(
     unsigned char *base, struct ipx__heap_ctl *c, uint64_t bs,
     struct ipx__heap_pages *pm) {
-  struct tx t = {base, c, 0, pm};
+  struct tx t = {base, c, 0, pm, 0};
   int64_t b = alloc_from_lists(&t, bs, 1);
-  if (b > 0) tx_commit(&t);
+  if (b > 0 && tx_commit(&t) != 0) return IPX_ECORRUPT;
   return b;
 }
 
@@ -736,10 +763,10 @@ int ipx__heap_alloc_placed(void *base, uint64_t heap_off, size_t size,
   uint64_t bs = block_size_for(size);
   /* The cache path's transaction never leaves this function, so it can
    * live in registers. */
-  struct tx t = {(unsigned char *)base, c, 0, pm};
+  struct tx t = {(unsigned char *)base, c, 0, pm, 0};
   int64_t b = cache_pop(&t, bs);
   if (b > 0)
-    tx_commit(&t);
+    (void)tx_commit(&t); /* no list operation: cannot fail */
   else if (b == 0)
     b = alloc_listed(base, c, bs, pm);
   if (b <= 0) return b == 0 ? IPX_ENOMEM : (int)b;
@@ -756,9 +783,9 @@ int ipx__heap_alloc_aligned(void *base, uint64_t heap_off, size_t size,
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
   if (size > c->heap_size) return IPX_ENOMEM;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   int r = alloc_aligned_block(&t, block_size_for(size), align, off);
-  if (r == 0) tx_commit(&t);
+  if (r == 0) r = tx_commit(&t);
   return r;
 }
 
@@ -807,9 +834,9 @@ static inline int free_block(struct tx *t, uint64_t b, uint64_t bs,
 __attribute__((noinline)) static int free_listed(unsigned char *base,
                                                  struct ipx__heap_ctl *c,
                                                  uint64_t b, uint64_t bs) {
-  struct tx t = {base, c, 0, NULL};
+  struct tx t = {base, c, 0, NULL, 0};
   int r = free_to_lists(&t, b, bs);
-  if (r == 0) tx_commit(&t);
+  if (r == 0) r = tx_commit(&t);
   return r;
 }
 
@@ -821,11 +848,9 @@ int ipx__heap_free(void *base, uint64_t heap_off, uint64_t off) {
   if (!bs) return IPX_EINVAL;
   /* The cache path's transaction never leaves this function, so it can
    * live in registers. */
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
-  if (cache_push(&t, off - HDR, bs, 0)) {
-    tx_commit(&t);
-    return 0;
-  }
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
+  if (cache_push(&t, off - HDR, bs, 0))
+    return tx_commit(&t); /* no list operation: 0 */
   return free_listed(base, c, off - HDR, bs);
 }
 
@@ -886,11 +911,12 @@ int ipx__heap_expand(void *base, uint64_t heap_off, uint64_t off,
   if (min_size > c->heap_size) return IPX_ENOMEM;
   if (preferred_size < min_size) preferred_size = min_size;
   if (preferred_size > c->heap_size) preferred_size = (size_t)c->heap_size;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   uint64_t got = expand_block(&t, off - HDR, bs, block_size_for(min_size),
                               block_size_for(preferred_size));
-  if (!got) return IPX_ENOMEM;
-  tx_commit(&t);
+  if (!got) return t.bad ? tx_corrupt(&t) : IPX_ENOMEM;
+  int r = tx_commit(&t);
+  if (r) return r;
   *received = (size_t)(got - HDR);
   return 0;
 }
@@ -925,10 +951,11 @@ int ipx__heap_shrink(void *base, uint64_t heap_off, uint64_t off,
   if (!usable(c)) return IPX_ECORRUPT;
   uint64_t bs = live_block(base, c, off);
   if (!bs || new_size > bs - HDR) return IPX_EINVAL;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   uint64_t got = shrink_block(&t, off - HDR, bs, block_size_for(new_size));
   if (!got) return tx_corrupt(&t);
-  tx_commit(&t);
+  int r = tx_commit(&t);
+  if (r) return r;
   *received = (size_t)(got - HDR);
   return 0;
 }
@@ -944,28 +971,32 @@ int ipx__heap_realloc(void *base, uint64_t heap_off, uint64_t off, size_t size,
   if (!bs) return IPX_EINVAL;
   if (size > c->heap_size) return IPX_ENOMEM;
   uint64_t want = block_size_for(size), b = off - HDR;
-  struct tx t = {b8, c, 0, NULL};
+  struct tx t = {b8, c, 0, NULL, 0};
   if (want <= bs) {
     if (!shrink_block(&t, b, bs, want)) return tx_corrupt(&t);
-    tx_commit(&t);
+    int r = tx_commit(&t);
+    if (r) return r;
     *new_off = off;
     return 0;
   }
   if (expand_block(&t, b, bs, want, want)) {
-    tx_commit(&t);
+    int r = tx_commit(&t);
+    if (r) return r;
     *new_off = off;
     return 0;
   }
+  if (t.bad) return tx_corrupt(&t);
   int64_t nb = alloc_block(&t, want, 1);
   if (nb < 0) return (int)nb;
+  if (t.bad) return tx_corrupt(&t); /* before copying into the new block */
   if (nb == 0) return IPX_ENOMEM;
   /* The copy overwrites the new block's links; a rollback must find them. */
   tx_set(&t, &W(b8, (uint64_t)nb)[2], W(b8, (uint64_t)nb)[2]);
   tx_set(&t, &W(b8, (uint64_t)nb)[3], W(b8, (uint64_t)nb)[3]);
   memcpy(b8 + nb + HDR, b8 + off, (size_t)(bs - HDR));
   int r = free_block(&t, b, bs, 1);
+  if (r == 0) r = tx_commit(&t);
   if (r) return r;
-  tx_commit(&t);
   *new_off = (uint64_t)nb + HDR;
   return 0;
 }
@@ -979,7 +1010,7 @@ int ipx__heap_largest_free(void *base, uint64_t heap_off, size_t *size) {
   if (!base || !size) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   int r = flush_caches(&t);
   if (r) return r;
   uint64_t best = c->end - c->top;
@@ -1011,7 +1042,7 @@ int ipx__heap_zero_free_memory(void *base, uint64_t heap_off) {
   if (!base) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   int r = flush_caches(&t);
   if (r) return r;
   unsigned char *b8 = base;
@@ -1104,7 +1135,7 @@ int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size < c->heap_size) return IPX_EINVAL;
   if (new_heap_size > MAX_HEAP) return IPX_ETOOBIG;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   uint64_t new_end = end_for(heap_off, new_heap_size);
   /* The size first: validate allows end below what the size gives. */
   tx_set(&t, &c->heap_size, new_heap_size);
@@ -1116,8 +1147,7 @@ int ipx__heap_grow(void *base, uint64_t heap_off, uint64_t new_heap_size) {
     tx_set(&t, &c->end, new_end);
     c->free_bytes += more;
   }
-  tx_commit(&t);
-  return 0;
+  return tx_commit(&t);
 }
 
 
@@ -1125,7 +1155,7 @@ int ipx__heap_min_arena(void *base, uint64_t heap_off, uint64_t *min_size) {
   if (!base || !min_size) return IPX_EINVAL;
   struct ipx__heap_ctl *c = ctl_of(base, heap_off);
   if (!usable(c)) return IPX_ECORRUPT;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   int r = flush_caches(&t);
   if (r) return r;
   /* Flushing merged every free tail into the wilderness: the last block
@@ -1142,7 +1172,7 @@ int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
   if (!usable(c)) return IPX_ECORRUPT;
   if (new_heap_size > c->heap_size || new_heap_size < ipx__heap_min_size())
     return IPX_EINVAL;
-  struct tx t = {(unsigned char *)base, c, 0, NULL};
+  struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   uint64_t new_end = end_for(heap_off, new_heap_size);
   if (new_end != c->end) {
     int r = flush_caches(&t);
@@ -1154,8 +1184,7 @@ int ipx__heap_trim(void *base, uint64_t heap_off, uint64_t new_heap_size) {
     c->free_bytes -= less;
   }
   tx_set(&t, &c->heap_size, new_heap_size);
-  tx_commit(&t);
-  return 0;
+  return tx_commit(&t);
 }
 
 /* ---- walk, check, recovery --------------------------------------------- */
