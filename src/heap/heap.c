@@ -914,7 +914,7 @@ int ipx__heap_expand(void *base, uint64_t heap_off, uint64_t off,
   struct tx t = {(unsigned char *)base, c, 0, NULL, 0};
   uint64_t got = expand_block(&t, off - HDR, bs, block_size_for(min_size),
                               block_size_for(preferred_size));
-  if (!got) return t.bad ? tx_corrupt(&t) : IPX_ENOMEM;
+  if (!got) return IPX_ENOMEM; /* nothing changed */
   int r = tx_commit(&t);
   if (r) return r;
   *received = (size_t)(got - HDR);
@@ -985,7 +985,7 @@ int ipx__heap_realloc(void *base, uint64_t heap_off, uint64_t off, size_t size,
     *new_off = off;
     return 0;
   }
-  if (t.bad) return tx_corrupt(&t);
+  /* expand_block failed before changing anything. */
   int64_t nb = alloc_block(&t, want, 1);
   if (nb < 0) return (int)nb;
   if (t.bad) return tx_corrupt(&t); /* before copying into the new block */
